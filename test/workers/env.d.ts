@@ -1,0 +1,13 @@
+// Bindings visible to Workers tests: the edge's own (wrangler.toml) plus test-only ones from vitest.workers.config.ts.
+declare namespace Cloudflare {
+  interface GlobalProps {
+    mainModule: typeof import("../../edge/index.ts");
+  }
+  interface Env {
+    DB: D1Database;
+    WAVRY_ENVIRONMENT: string;
+    TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    /** The shared cacophony vector file, as text (workerd has no file system). */
+    NOISE_VECTORS_JSON: string;
+  }
+}
