@@ -34,8 +34,18 @@ export interface CryptoBackend {
   /** X25519(privateKey, publicKey). Throws `zero-shared-secret` for an all-zero result (low-order input). */
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
 
-  /** ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce; returns ciphertext || 16-byte tag. */
-  aeadSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce; returns ciphertext || 16-byte tag.
+   * With `headroom`, the result starts with that many zero bytes before the ciphertext, so a caller can write
+   * its header in place instead of copying the ciphertext again (the datagram path does).
+   */
+  aeadSeal(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    headroom?: number,
+  ): Uint8Array;
   /** Opens ciphertext || tag; throws `invalid-tag` on any authentication failure. */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 

@@ -31,10 +31,12 @@ export const nobleBackend: CryptoBackend = {
     return shared;
   },
 
-  aeadSeal(key, nonce, ad, plaintext) {
+  aeadSeal(key, nonce, ad, plaintext, headroom = 0) {
     assertKeyLength(key);
     if (nonce.length !== NONCE_LEN) throw new CryptoError("invalid-nonce-length");
-    return chacha20poly1305(key, nonce, ad).encrypt(plaintext);
+    const out = new Uint8Array(headroom + plaintext.length + TAG_LEN);
+    chacha20poly1305(key, nonce, ad).encrypt(plaintext, out.subarray(headroom));
+    return out;
   },
 
   aeadOpen(key, nonce, ad, ciphertext) {

@@ -97,16 +97,16 @@ export const nodeBackend: CryptoBackend = {
     return asUint8(shared);
   },
 
-  aeadSeal(key, nonce, ad, plaintext) {
+  aeadSeal(key, nonce, ad, plaintext, headroom = 0) {
     assertKeyLength(key);
     if (nonce.length !== NONCE_LEN) throw new CryptoError("invalid-nonce-length");
     const cipher = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LEN });
     cipher.setAAD(ad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
     cipher.final();
-    const out = new Uint8Array(plaintext.length + TAG_LEN);
-    out.set(body, 0);
-    out.set(cipher.getAuthTag(), plaintext.length);
+    const out = new Uint8Array(headroom + plaintext.length + TAG_LEN);
+    out.set(body, headroom);
+    out.set(cipher.getAuthTag(), headroom + plaintext.length);
     return out;
   },
 

@@ -143,10 +143,15 @@ export class TransportSession {
     this.#sendCounter = counter + 1;
     writeDataHeader(this.#headerView, this.remoteIndex, counter);
     writeCounterNonceNumber(this.#sendNonceView, counter);
-    const sealed = this.#backend.aeadSeal(this.#sendKey, this.#sendNonce, this.#header, payload);
-    const out = new Uint8Array(DATA_HEADER_LEN + sealed.length);
+    // One allocation: the backend leaves room for the header in front of the ciphertext.
+    const out = this.#backend.aeadSeal(
+      this.#sendKey,
+      this.#sendNonce,
+      this.#header,
+      payload,
+      DATA_HEADER_LEN,
+    );
     out.set(this.#header, 0);
-    out.set(sealed, DATA_HEADER_LEN);
     return out;
   }
 

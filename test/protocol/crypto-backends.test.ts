@@ -176,6 +176,16 @@ describe.each(backends)("$name backend: contract", (backend) => {
     ).toBe("invalid-key-length");
   });
 
+  it("seals with headroom: zero bytes in front, then the same ciphertext as without", () => {
+    const key = nodeRandom(32);
+    const nonce = nodeRandom(12);
+    const plain = backend.aeadSeal(key, nonce, Uint8Array.of(1), nodeRandom(100).fill(5));
+    const roomy = backend.aeadSeal(key, nonce, Uint8Array.of(1), nodeRandom(100).fill(5), 16);
+    expect(roomy.length).toBe(plain.length + 16);
+    expect(toHex(roomy.subarray(0, 16))).toBe("00".repeat(16));
+    expect(toHex(roomy.subarray(16))).toBe(toHex(plain));
+  });
+
   it("rejects an all-zero shared secret (the zero point and other low-order points)", () => {
     const priv = nodeRandom(32);
     expect(codeOf(() => backend.x25519(priv, new Uint8Array(32)))).toBe("zero-shared-secret");
