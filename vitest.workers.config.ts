@@ -3,6 +3,9 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+/** The admin bootstrap secret the Workers tests use (development only). */
+export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789-abcdefghij";
+
 /** Workers pool: edge and Durable Object tests inside workerd, with the real D1 migrations applied. */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
@@ -19,7 +22,16 @@ export default defineConfig(async () => {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
-        miniflare: { bindings: { TEST_MIGRATIONS: migrations, NOISE_VECTORS_JSON: noiseVectors } },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            NOISE_VECTORS_JSON: noiseVectors,
+            // Tests run the edge in development mode with a known bootstrap secret; production-mode behaviour is
+            // tested by building configurations explicitly (test/workers/config.test.ts).
+            WAVRY_ENVIRONMENT: "development",
+            WAVRY_ADMIN_BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN,
+          },
+        },
       }),
     ],
     test: {

@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import path from "node:path";
+import { ensureDevVars } from "./dev-vars.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -24,11 +25,15 @@ function say(line: string): void {
 }
 
 say("starting the local stack. What runs today:");
-say("  edge     - Hono on workerd via wrangler, local D1 (migrations applied)");
+say(
+  "  edge     - Hono on workerd via wrangler, local D1 (migrations applied): accounts, devices, tokens, admin API",
+);
 say("Not built yet (their issues are open), so not started:");
 say("  relay    - relay-node/ (UDP relay)");
 say("  host     - endpoint/ as host (capture, encode, inject)");
 say("  client   - endpoint/ as client (viewer, input)");
+
+say(`development settings: ${path.relative(ROOT, ensureDevVars())} (generated once, git-ignored)`);
 
 const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local"], {
   cwd: ROOT,

@@ -2,9 +2,12 @@
 declare namespace Cloudflare {
   interface GlobalProps {
     mainModule: typeof import("../../edge/index.ts");
+    durableNamespaces: "RateLimiter" | "AuditLog";
   }
   interface Env {
     DB: D1Database;
+    RATE_LIMITER: DurableObjectNamespace<import("../../durable/rate-limiter.ts").RateLimiter>;
+    AUDIT_LOG: DurableObjectNamespace<import("../../durable/audit-log.ts").AuditLog>;
     WAVRY_ENVIRONMENT: string;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     /** The shared cacophony vector file, as text (workerd has no file system). */

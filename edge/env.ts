@@ -1,0 +1,276 @@
+import { z } from "zod";
+
+/**
+ * The one place the edge reads its bindings, vars and secrets. Everything is validated once per `env` object
+ * (an isolate sees the same object for its lifetime) into an {@link EdgeConfig}; an invalid configuration makes
+ * every request fail closed with a `configuration_error` that names the setting (never its value).
+ */
+
+/** Bindings as wrangler gives them: D1, Durable Objects, and strings for vars and secrets. */
+export interface EdgeBindings {
+  readonly DB: D1Database;
+  readonly RATE_LIMITER: DurableObjectNamespace;
+  readonly AUDIT_LOG: DurableObjectNamespace;
+  readonly [name: `WAVRY_${string}`]: string | undefined;
+}
+
+export type Environment = "development" | "production";
+
+export interface RateBudget {
+  /** Requests allowed per window; 0 disables the limit (refused in production). */
+  readonly limit: number;
+  readonly windowSecs: number;
+}
+
+export interface EdgeConfig {
+  readonly environment: Environment;
+  readonly issuer: string;
+  readonly rateLimits: {
+    /** Every request, per client address. */
+    readonly global: RateBudget;
+    /** Register, login, refresh, TOTP: per client address. */
+    readonly auth: RateBudget;
+    /** Login attempts per account, whatever the address (address rotation). */
+    readonly account: RateBudget;
+    /** Device challenge and device token: per client address. */
+    readonly token: RateBudget;
+    /** Admin API: per client address. */
+    readonly admin: RateBudget;
+  };
+  readonly lockout: {
+    readonly threshold: number;
+    readonly durationSecs: number;
+    readonly addressFailures: RateBudget;
+  };
+  readonly trustProxyHeaders: boolean;
+  readonly allowedOrigins: readonly string[];
+  readonly adminBootstrapToken: string | null;
+  /** `kid:base64url,...` rings; the first key seals, all open. */
+  readonly totpEncryptionKeys: string;
+  readonly signingKeyWrapKeys: string;
+  /** HMAC key for the keyed hashes of addresses and emails in logs and the audit trail. */
+  readonly logHashKey: string;
+  readonly accessTokenTtlSecs: number;
+  readonly refreshTokenTtlSecs: number;
+  readonly maxBodyBytes: number;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: EdgeConfig }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+// Development-only defaults for the key rings, so `wrangler dev` and tests run with no hand editing. They are
+// public (in this file), which is why production refuses to start without real secrets.
+const DEV_TOTP_KEYS = "dev-totp-1:ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0wMDAwMDA";
+const DEV_WRAP_KEYS = "dev-wrap-1:ZGV2ZWxvcG1lbnQtb25seS13cmFwLWtleS0wMDAwMDA";
+const DEV_KEY_MARK = "dev-";
+const DEV_LOG_HASH_KEY = "development-only-log-hash-key-not-secret";
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,9}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? fallback);
+
+const flag = z
+  .enum(["0", "1", "true", "false"], { message: "must be 0 or 1" })
+  .optional()
+  .transform((v) => v === "1" || v === "true");
+
+const schema = z.object({
+  // Safe default: anything not explicitly development is production.
+  WAVRY_ENVIRONMENT: z.enum(["development", "production"]).optional().default("production"),
+  WAVRY_ISSUER: z.string().min(1).max(200).optional(),
+  WAVRY_GLOBAL_RATE_LIMIT: int(600, 0, 1_000_000),
+  WAVRY_GLOBAL_RATE_LIMIT_WINDOW_SECS: int(60, 1, 86_400),
+  WAVRY_AUTH_RATE_LIMIT: int(10, 0, 100_000),
+  WAVRY_AUTH_RATE_LIMIT_WINDOW_SECS: int(60, 1, 86_400),
+  WAVRY_ACCOUNT_RATE_LIMIT: int(30, 0, 100_000),
+  WAVRY_ACCOUNT_RATE_LIMIT_WINDOW_SECS: int(3600, 1, 86_400),
+  WAVRY_TOKEN_RATE_LIMIT: int(30, 0, 100_000),
+  WAVRY_TOKEN_RATE_LIMIT_WINDOW_SECS: int(60, 1, 86_400),
+  WAVRY_ADMIN_RATE_LIMIT: int(120, 0, 100_000),
+  WAVRY_ADMIN_RATE_LIMIT_WINDOW_SECS: int(60, 1, 86_400),
+  WAVRY_LOGIN_LOCKOUT_THRESHOLD: int(5, 1, 100),
+  WAVRY_LOGIN_LOCKOUT_SECS: int(900, 1, 86_400),
+  WAVRY_ADDRESS_LOGIN_FAILURES: int(20, 1, 10_000),
+  WAVRY_ADDRESS_LOGIN_FAILURES_WINDOW_SECS: int(900, 1, 86_400),
+  WAVRY_TRUST_PROXY_HEADERS: flag,
+  WAVRY_ALLOWED_ORIGINS: z.string().max(4000).optional(),
+  WAVRY_ADMIN_BOOTSTRAP_TOKEN: z.string().max(512).optional(),
+  WAVRY_TOTP_ENCRYPTION_KEYS: z.string().max(4000).optional(),
+  WAVRY_SIGNING_KEY_WRAP_KEYS: z.string().max(4000).optional(),
+  WAVRY_LOG_HASH_KEY: z.string().max(512).optional(),
+  WAVRY_ACCESS_TOKEN_TTL_SECS: int(600, 60, 3600),
+  WAVRY_REFRESH_TOKEN_TTL_SECS: int(30 * 86_400, 3600, 90 * 86_400),
+  WAVRY_MAX_BODY_BYTES: int(16 * 1024, 1024, 1024 * 1024),
+});
+
+const cache = new WeakMap<object, ConfigResult>();
+
+/** Validates the bindings once per env object and caches the result. */
+export function loadConfig(env: EdgeBindings): ConfigResult {
+  const hit = cache.get(env);
+  if (hit !== undefined) return hit;
+  const result = validate(env);
+  cache.set(env, result);
+  return result;
+}
+
+function validate(env: EdgeBindings): ConfigResult {
+  const problems: string[] = [];
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key as `WAVRY_${string}`];
+    // An empty string counts as unset (wrangler vars cannot be deleted per environment).
+    if (typeof value === "string" && value.trim() !== "") raw[key] = value.trim();
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      problems: parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
+    };
+  }
+  const v = parsed.data;
+  const production = v.WAVRY_ENVIRONMENT === "production";
+
+  if (typeof env.DB !== "object" || env.DB === null) problems.push("DB: the D1 binding is missing");
+  if (typeof env.RATE_LIMITER !== "object" || env.RATE_LIMITER === null) {
+    problems.push("RATE_LIMITER: the Durable Object binding is missing");
+  }
+  if (typeof env.AUDIT_LOG !== "object" || env.AUDIT_LOG === null) {
+    problems.push("AUDIT_LOG: the Durable Object binding is missing");
+  }
+
+  const origins = (v.WAVRY_ALLOWED_ORIGINS ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of origins) {
+    if (origin === "*") problems.push("WAVRY_ALLOWED_ORIGINS: a wildcard origin is never allowed");
+    else if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) {
+      problems.push("WAVRY_ALLOWED_ORIGINS: each origin is scheme://host[:port] with no path");
+    } else if (production && origin.startsWith("http://")) {
+      problems.push("WAVRY_ALLOWED_ORIGINS: plain http origins are refused in production");
+    }
+  }
+
+  const bootstrap = v.WAVRY_ADMIN_BOOTSTRAP_TOKEN ?? null;
+  if (bootstrap !== null && !strongSecret(bootstrap)) {
+    problems.push(
+      "WAVRY_ADMIN_BOOTSTRAP_TOKEN: too weak (at least 32 characters, not one repeated character)",
+    );
+  }
+  const totpKeys = v.WAVRY_TOTP_ENCRYPTION_KEYS ?? (production ? undefined : DEV_TOTP_KEYS);
+  const wrapKeys = v.WAVRY_SIGNING_KEY_WRAP_KEYS ?? (production ? undefined : DEV_WRAP_KEYS);
+  const issuer = v.WAVRY_ISSUER ?? (production ? undefined : "http://127.0.0.1:8787");
+  const logHashKey = v.WAVRY_LOG_HASH_KEY ?? (production ? undefined : DEV_LOG_HASH_KEY);
+  if (logHashKey !== undefined && !strongSecret(logHashKey)) {
+    problems.push("WAVRY_LOG_HASH_KEY: too weak (at least 32 characters, not one repeated character)");
+  }
+
+  if (production) {
+    if (bootstrap === null) problems.push("WAVRY_ADMIN_BOOTSTRAP_TOKEN: required in production (a secret)");
+    if (totpKeys === undefined)
+      problems.push("WAVRY_TOTP_ENCRYPTION_KEYS: required in production (a secret key ring)");
+    else if (ringHasDevKey(totpKeys))
+      problems.push("WAVRY_TOTP_ENCRYPTION_KEYS: development keys are refused in production");
+    if (wrapKeys === undefined)
+      problems.push("WAVRY_SIGNING_KEY_WRAP_KEYS: required in production (a secret key ring)");
+    else if (ringHasDevKey(wrapKeys))
+      problems.push("WAVRY_SIGNING_KEY_WRAP_KEYS: development keys are refused in production");
+    if (logHashKey === undefined) problems.push("WAVRY_LOG_HASH_KEY: required in production (a secret)");
+    else if (logHashKey === DEV_LOG_HASH_KEY)
+      problems.push("WAVRY_LOG_HASH_KEY: the development key is refused in production");
+    if (issuer === undefined) problems.push("WAVRY_ISSUER: required in production (the edge's https URL)");
+    else if (!issuer.startsWith("https://"))
+      problems.push("WAVRY_ISSUER: must be an https URL in production");
+    const limits: [string, number][] = [
+      ["WAVRY_GLOBAL_RATE_LIMIT", v.WAVRY_GLOBAL_RATE_LIMIT],
+      ["WAVRY_AUTH_RATE_LIMIT", v.WAVRY_AUTH_RATE_LIMIT],
+      ["WAVRY_ACCOUNT_RATE_LIMIT", v.WAVRY_ACCOUNT_RATE_LIMIT],
+      ["WAVRY_TOKEN_RATE_LIMIT", v.WAVRY_TOKEN_RATE_LIMIT],
+      ["WAVRY_ADMIN_RATE_LIMIT", v.WAVRY_ADMIN_RATE_LIMIT],
+    ];
+    for (const [name, limit] of limits)
+      if (limit === 0) problems.push(`${name}: rate limiting cannot be disabled in production`);
+  }
+  for (const [name, ring] of [
+    ["WAVRY_TOTP_ENCRYPTION_KEYS", totpKeys],
+    ["WAVRY_SIGNING_KEY_WRAP_KEYS", wrapKeys],
+  ] as const) {
+    if (ring !== undefined && !ringLooksValid(ring)) {
+      problems.push(`${name}: expected kid:BASE64URL(32 bytes)[,kid:...] with unique key ids`);
+    }
+  }
+  if (
+    problems.length > 0 ||
+    totpKeys === undefined ||
+    wrapKeys === undefined ||
+    issuer === undefined ||
+    logHashKey === undefined
+  ) {
+    return { ok: false, problems };
+  }
+
+  return {
+    ok: true,
+    config: {
+      environment: v.WAVRY_ENVIRONMENT,
+      issuer,
+      rateLimits: {
+        global: { limit: v.WAVRY_GLOBAL_RATE_LIMIT, windowSecs: v.WAVRY_GLOBAL_RATE_LIMIT_WINDOW_SECS },
+        auth: { limit: v.WAVRY_AUTH_RATE_LIMIT, windowSecs: v.WAVRY_AUTH_RATE_LIMIT_WINDOW_SECS },
+        account: { limit: v.WAVRY_ACCOUNT_RATE_LIMIT, windowSecs: v.WAVRY_ACCOUNT_RATE_LIMIT_WINDOW_SECS },
+        token: { limit: v.WAVRY_TOKEN_RATE_LIMIT, windowSecs: v.WAVRY_TOKEN_RATE_LIMIT_WINDOW_SECS },
+        admin: { limit: v.WAVRY_ADMIN_RATE_LIMIT, windowSecs: v.WAVRY_ADMIN_RATE_LIMIT_WINDOW_SECS },
+      },
+      lockout: {
+        threshold: v.WAVRY_LOGIN_LOCKOUT_THRESHOLD,
+        durationSecs: v.WAVRY_LOGIN_LOCKOUT_SECS,
+        addressFailures: {
+          limit: v.WAVRY_ADDRESS_LOGIN_FAILURES,
+          windowSecs: v.WAVRY_ADDRESS_LOGIN_FAILURES_WINDOW_SECS,
+        },
+      },
+      trustProxyHeaders: v.WAVRY_TRUST_PROXY_HEADERS,
+      allowedOrigins: origins,
+      adminBootstrapToken: bootstrap,
+      totpEncryptionKeys: totpKeys,
+      signingKeyWrapKeys: wrapKeys,
+      logHashKey,
+      accessTokenTtlSecs: v.WAVRY_ACCESS_TOKEN_TTL_SECS,
+      refreshTokenTtlSecs: v.WAVRY_REFRESH_TOKEN_TTL_SECS,
+      maxBodyBytes: v.WAVRY_MAX_BODY_BYTES,
+    },
+  };
+}
+
+function strongSecret(value: string): boolean {
+  return value.length >= 32 && new Set(value).size > 4;
+}
+
+function ringEntries(ring: string): [string, string][] {
+  return ring.split(",").map((entry) => {
+    const at = entry.indexOf(":");
+    return [entry.slice(0, at).trim(), entry.slice(at + 1).trim()];
+  });
+}
+
+function ringLooksValid(ring: string): boolean {
+  const entries = ringEntries(ring);
+  const kids = new Set(entries.map(([kid]) => kid));
+  return (
+    entries.length > 0 &&
+    kids.size === entries.length &&
+    entries.every(([kid, key]) => /^[A-Za-z0-9_-]{1,32}$/.test(kid) && /^[A-Za-z0-9_-]{43}$/.test(key))
+  );
+}
+
+function ringHasDevKey(ring: string): boolean {
+  return ringEntries(ring).some(([kid]) => kid.startsWith(DEV_KEY_MARK));
+}

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX `devices_x25519_public_key_unique` ON `devices` (`x25519_public_key`);
