@@ -1,4 +1,7 @@
 import { z } from "zod";
+import type { AuditLog } from "../durable/audit-log.ts";
+import type { RateLimiter } from "../durable/rate-limiter.ts";
+import { parseKeyRing } from "./security/secret-box.ts";
 
 /**
  * The one place the edge reads its bindings, vars and secrets. Everything is validated once per `env` object
@@ -9,8 +12,8 @@ import { z } from "zod";
 /** Bindings as wrangler gives them: D1, Durable Objects, and strings for vars and secrets. */
 export interface EdgeBindings {
   readonly DB: D1Database;
-  readonly RATE_LIMITER: DurableObjectNamespace;
-  readonly AUDIT_LOG: DurableObjectNamespace;
+  readonly RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  readonly AUDIT_LOG: DurableObjectNamespace<AuditLog>;
   readonly [name: `WAVRY_${string}`]: string | undefined;
 }
 
@@ -203,9 +206,9 @@ function validate(env: EdgeBindings): ConfigResult {
     ["WAVRY_TOTP_ENCRYPTION_KEYS", totpKeys],
     ["WAVRY_SIGNING_KEY_WRAP_KEYS", wrapKeys],
   ] as const) {
-    if (ring !== undefined && !ringLooksValid(ring)) {
-      problems.push(`${name}: expected kid:BASE64URL(32 bytes)[,kid:...] with unique key ids`);
-    }
+    // The same parser the code that uses the ring runs, so a ring accepted here always works there.
+    const parsed = ring === undefined ? null : parseKeyRing(ring);
+    if (parsed !== null && "error" in parsed) problems.push(`${name}: ${parsed.error}`);
   }
   if (
     problems.length > 0 ||
@@ -259,16 +262,6 @@ function ringEntries(ring: string): [string, string][] {
     const at = entry.indexOf(":");
     return [entry.slice(0, at).trim(), entry.slice(at + 1).trim()];
   });
-}
-
-function ringLooksValid(ring: string): boolean {
-  const entries = ringEntries(ring);
-  const kids = new Set(entries.map(([kid]) => kid));
-  return (
-    entries.length > 0 &&
-    kids.size === entries.length &&
-    entries.every(([kid, key]) => /^[A-Za-z0-9_-]{1,32}$/.test(kid) && /^[A-Za-z0-9_-]{43}$/.test(key))
-  );
 }
 
 function ringHasDevKey(ring: string): boolean {

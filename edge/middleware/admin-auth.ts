@@ -1,5 +1,4 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { AuditLog } from "../../durable/audit-log.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError, renderError } from "../errors.ts";
 import { keyedHash } from "../security/keyed-hash.ts";
@@ -59,9 +58,7 @@ export function auditAdmin(): MiddlewareHandler<AppEnv> {
       detail: (c.get("auditDetail") as string | undefined) ?? null,
     };
     try {
-      const log = c.env.AUDIT_LOG.get(
-        c.env.AUDIT_LOG.idFromName("audit"),
-      ) as unknown as DurableObjectStub<AuditLog>;
+      const log = c.env.AUDIT_LOG.get(c.env.AUDIT_LOG.idFromName("audit"));
       await log.append(entry);
     } catch {
       c.res = undefined;

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { RateLimiter, TakeResult } from "../../durable/rate-limiter.ts";
+import type { TakeResult } from "../../durable/rate-limiter.ts";
 import type { AppEnv } from "../app-env.ts";
 import type { RateBudget } from "../env.ts";
 import { ApiError } from "../errors.ts";
@@ -20,9 +20,7 @@ export async function takeToken(
 ): Promise<TakeResult | null> {
   if (budget.limit === 0) return null;
   try {
-    const stub = c.env.RATE_LIMITER.get(
-      c.env.RATE_LIMITER.idFromName(key),
-    ) as unknown as DurableObjectStub<RateLimiter>;
+    const stub = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(key));
     return await stub.take(budget.limit, budget.windowSecs, cost);
   } catch {
     if (onFailure === "open") return null;
@@ -33,9 +31,7 @@ export async function takeToken(
 /** Refills the bucket named `key` (best effort). */
 export async function resetBucket(c: Context<AppEnv>, key: string): Promise<void> {
   try {
-    const stub = c.env.RATE_LIMITER.get(
-      c.env.RATE_LIMITER.idFromName(key),
-    ) as unknown as DurableObjectStub<RateLimiter>;
+    const stub = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(key));
     await stub.reset();
   } catch {
     // A bucket that stays drained refills by itself.

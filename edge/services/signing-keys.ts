@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { utf8 } from "../../protocol/bytes.ts";
-import { openSecret, parseKeyRing, sealSecret } from "../security/secret-box.ts";
+import { type KeyRing, openSecret, parseKeyRing, sealSecret } from "../security/secret-box.ts";
 
 /**
  * The token-signing key set. Keys are Ed25519, generated here, and stored in D1 with the private half sealed under
@@ -39,11 +39,23 @@ export function clearSigningKeyCache(): void {
 }
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+
+// Parsed once per ring text: parsing imports the AES keys, which is wasted work per request.
+const rings = new Map<string, KeyRing>();
+function ringOf(text: string): KeyRing {
+  let ring = rings.get(text);
+  if (ring === undefined) {
+    const parsed = parseKeyRing(text);
+    if ("error" in parsed) throw new Error("signing key wrap ring is invalid");
+    ring = parsed;
+    rings.set(text, ring);
+  }
+  return ring;
+}
 const aadFor = (kid: string) => utf8(`wavry signing key ${kid}`);
 
 async function newKey(wrapRing: string, status: "next" | "current", now: number) {
-  const ring = parseKeyRing(wrapRing);
-  if ("error" in ring) throw new Error("signing key wrap ring is invalid");
+  const ring = ringOf(wrapRing);
   const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const kid = `k${now.toString(36)}${Array.from(random(6), (b) => b.toString(16).padStart(2, "0")).join("")}`;
   const pub = await exportJWK(publicKey);
@@ -109,8 +121,7 @@ async function ensureKeys(db: D1Database, wrapRing: string, now: number): Promis
 
 async function privateKeyOf(key: LoadedKey, wrapRing: string): Promise<CryptoKey> {
   if (key.privateKey !== undefined) return key.privateKey;
-  const ring = parseKeyRing(wrapRing);
-  if ("error" in ring) throw new Error("signing key wrap ring is invalid");
+  const ring = ringOf(wrapRing);
   const d = await openSecret(ring, key.privateSealed, aadFor(key.kid));
   if (d === null) throw new Error("a signing key cannot be unsealed with the configured ring");
   const privateKey = (await importJWK(

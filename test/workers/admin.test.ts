@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { EdgeBindings } from "../../edge/env.ts";
 import { ADMIN_ROUTES } from "../../edge/routes/admin.ts";
 import { sha256Hex } from "../../edge/security/tokens-util.ts";
 import { BOOTSTRAP, call, errorCode, freshAddress } from "./helpers.ts";
@@ -240,5 +241,136 @@ describe("audit chain", () => {
       token: root.token,
     });
     expect(bad.json).toMatchObject({ intact: false, firstBadSeq: 3 });
+  });
+});
+
+describe("incident actions take effect at once", () => {
+  const PASSWORD = "correct horse battery staple";
+
+  async function userSession() {
+    const email = `${crypto.randomUUID()}@example.com`;
+    const address = freshAddress();
+    const reg = await call<{ userId: string }>("/v1/auth/register", {
+      body: { email, password: PASSWORD },
+      address,
+    });
+    expect(reg.status).toBe(201);
+    const login = await call<{ accessToken: string; refreshToken: string }>("/v1/auth/login", {
+      body: { email, password: PASSWORD },
+      address,
+    });
+    expect(login.status).toBe(200);
+    return { email, address, userId: reg.json.userId, ...login.json };
+  }
+
+  // Any route behind requireUser shows whether an access token is still accepted; logout with a body that
+  // fails validation answers 400 when the token is accepted and 401 when it is not, and changes nothing.
+  async function accepted(accessToken: string): Promise<boolean> {
+    const r = await call("/v1/auth/logout", {
+      token: accessToken,
+      raw: "{not json",
+      address: freshAddress(),
+    });
+    expect([400, 401]).toContain(r.status);
+    return r.status === 400;
+  }
+
+  it("suspending a user revokes their tokens and refuses their logins; restoring lets them back", async () => {
+    const s = await userSession();
+    expect(await accepted(s.accessToken)).toBe(true);
+    const r = await call(`/v1/admin/users/${s.userId}/suspend`, {
+      token: root.token,
+      body: { reason: "compromised" },
+    });
+    expect(r.status).toBe(204);
+    expect(await accepted(s.accessToken)).toBe(false);
+    expect(
+      (await call("/v1/auth/refresh", { body: { refreshToken: s.refreshToken }, address: freshAddress() }))
+        .status,
+    ).toBe(401);
+    const login = await call("/v1/auth/login", {
+      body: { email: s.email, password: PASSWORD },
+      address: freshAddress(),
+    });
+    expect(login.status).toBe(403);
+    expect((await call(`/v1/admin/users/${s.userId}/restore`, { token: root.token, body: {} })).status).toBe(
+      204,
+    );
+    expect(
+      (
+        await call("/v1/auth/login", {
+          body: { email: s.email, password: PASSWORD },
+          address: freshAddress(),
+        })
+      ).status,
+    ).toBe(200);
+    const found = await call<{ users: { id: string; status: string }[] }>(
+      `/v1/admin/users?q=${encodeURIComponent(s.email.slice(0, 12))}`,
+      {
+        token: root.token,
+      },
+    );
+    expect(found.json.users.map((u) => [u.id, u.status])).toEqual([[s.userId, "active"]]);
+  });
+
+  it("revoking all of a user's tokens, or one token family, ends those sessions", async () => {
+    const s = await userSession();
+    expect(
+      (await call(`/v1/admin/users/${s.userId}/revoke-tokens`, { token: root.token, body: {} })).status,
+    ).toBe(204);
+    expect(await accepted(s.accessToken)).toBe(false);
+    // A new login after the revocation works (tokens minted after it are valid).
+    const again = await call<{ accessToken: string }>("/v1/auth/login", {
+      body: { email: s.email, password: PASSWORD },
+      address: freshAddress(),
+    });
+    expect(await accepted(again.json.accessToken)).toBe(true);
+    const family = await env.DB.prepare(
+      "SELECT id FROM refresh_families WHERE user_id = ? AND revoked_at IS NULL",
+    )
+      .bind(s.userId)
+      .first<{ id: string }>();
+    expect(
+      (await call(`/v1/admin/token-families/${family?.id}/revoke`, { token: root.token, body: {} })).status,
+    ).toBe(204);
+    expect(await accepted(again.json.accessToken)).toBe(false);
+    expect((await call("/v1/admin/token-families/nope/revoke", { token: root.token, body: {} })).status).toBe(
+      404,
+    );
+  });
+
+  it("revoking a device refuses its access token at once", async () => {
+    const s = await userSession();
+    const { loadConfig } = await import("../../edge/env.ts");
+    const { issueToken, TokenKind } = await import("../../edge/services/tokens.ts");
+    const deviceId = `d_${crypto.randomUUID().replaceAll("-", "").slice(0, 26)}`;
+    await env.DB.prepare(
+      "INSERT INTO devices (id, user_id, name, x25519_public_key, ed25519_public_key, created_at) VALUES (?, ?, 'box', ?, ?, ?)",
+    )
+      .bind(deviceId, s.userId, crypto.randomUUID(), crypto.randomUUID(), Date.now())
+      .run();
+    const result = loadConfig(env as unknown as EdgeBindings);
+    if (!result.ok) throw new Error("config");
+    const { token } = await issueToken(
+      env.DB,
+      result.config,
+      TokenKind.deviceAccess,
+      deviceId,
+      [],
+      { uid: s.userId },
+      Date.now(),
+    );
+    expect((await call("/v1/devices/me", { token, address: freshAddress() })).status).toBe(200);
+    const listed = await call<{ devices: { id: string }[] }>(`/v1/admin/devices?userId=${s.userId}`, {
+      token: root.token,
+    });
+    expect(listed.json.devices.map((d) => d.id)).toEqual([deviceId]);
+    expect((await call(`/v1/admin/devices/${deviceId}/revoke`, { token: root.token, body: {} })).status).toBe(
+      204,
+    );
+    expect((await call("/v1/devices/me", { token, address: freshAddress() })).status).toBe(401);
+    expect((await call(`/v1/admin/devices/${deviceId}/revoke`, { token: root.token, body: {} })).status).toBe(
+      404,
+    );
   });
 });

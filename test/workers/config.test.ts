@@ -121,3 +121,27 @@ describe("configuration", () => {
     expect(problems({ WAVRY_ENVIRONMENT: "development" })).toBe("");
   });
 });
+
+describe("CORS", () => {
+  it("answers only the allowed origins", async () => {
+    const vars = { ...GOOD_PRODUCTION, WAVRY_ALLOWED_ORIGINS: "https://app.example.com" };
+    const preflight = async (origin: string) =>
+      createApp().fetch(
+        new Request("https://edge.test/v1/auth/login", {
+          method: "OPTIONS",
+          headers: {
+            Origin: origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+            "CF-Connecting-IP": "203.0.113.6",
+          },
+        }),
+        bindings(vars),
+        createExecutionContext(),
+      );
+    const allowed = await preflight("https://app.example.com");
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    const refused = await preflight("https://evil.example.com");
+    expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});
