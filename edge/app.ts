@@ -11,6 +11,8 @@ import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { deviceRoutes } from "./routes/devices.ts";
 import { publicRoutes } from "./routes/public.ts";
+import { relayRoutes } from "./routes/relays.ts";
+import { signalRoutes } from "./routes/signal.ts";
 
 /**
  * The edge app. Middleware order matters: request id and security headers wrap everything (errors included);
@@ -43,6 +45,8 @@ export function createApp(): Hono<AppEnv> {
   app.route("/", publicRoutes());
   app.route("/v1/auth", authRoutes());
   app.route("/v1/devices", deviceRoutes());
+  app.route("/v1/relays", relayRoutes());
+  app.route("/v1/signal", signalRoutes());
   app.route("/v1/admin", adminRoutes());
 
   app.notFound((c) => c.json(errorBody("not_found", "no such route"), 404));

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { AuditLog } from "../durable/audit-log.ts";
 import type { RateLimiter } from "../durable/rate-limiter.ts";
+import type { RelayRegistry } from "../durable/relay-registry.ts";
+import type { SignalingRoom } from "../durable/signaling-room.ts";
 import { parseKeyRing } from "./security/secret-box.ts";
 
 /**
@@ -14,6 +16,8 @@ export interface EdgeBindings {
   readonly DB: D1Database;
   readonly RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   readonly AUDIT_LOG: DurableObjectNamespace<AuditLog>;
+  readonly RELAY_REGISTRY: DurableObjectNamespace<RelayRegistry>;
+  readonly SIGNALING: DurableObjectNamespace<SignalingRoom>;
   readonly [name: `WAVRY_${string}`]: string | undefined;
 }
 

@@ -7,6 +7,7 @@ import { readJson } from "../middleware/body.ts";
 import { randomToken, sha256Hex, timingSafeEqualString } from "../security/tokens-util.ts";
 import { revokeDevice } from "../services/devices.ts";
 import { revokeAllUserSessions, revokeFamily } from "../services/sessions.ts";
+import { relayAdminRoutes } from "./admin-relays.ts";
 import { type AdminRoute, adminRouter } from "./admin-route-table.ts";
 import { systemAdminRoutes } from "./admin-system.ts";
 
@@ -236,6 +237,7 @@ export function adminRoutes(): Hono<AppEnv> {
   });
 
   systemAdminRoutes(route);
+  relayAdminRoutes(route);
   if (ADMIN_ROUTES.length === 0) ADMIN_ROUTES.push(...table);
   return app;
 }

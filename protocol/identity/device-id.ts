@@ -42,8 +42,8 @@ function assertKey(key: Uint8Array, what: string): void {
   }
 }
 
-/** Lower-case RFC 4648 base32 without padding. */
-function base32Lower(bytes: Uint8Array): string {
+/** Lower-case RFC 4648 base32 without padding (also used for relay ids). */
+export function base32Lower(bytes: Uint8Array): string {
   let out = "";
   let acc = 0;
   let bits = 0;
