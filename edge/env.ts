@@ -4,6 +4,7 @@ import type { RateLimiter } from "../durable/rate-limiter.ts";
 import type { RelayRegistry } from "../durable/relay-registry.ts";
 import type { SignalingRoom } from "../durable/signaling-room.ts";
 import { parseKeyRing } from "./security/secret-box.ts";
+import { base64urlDecode } from "./security/tokens-util.ts";
 
 /**
  * The one place the edge reads its bindings, vars and secrets. Everything is validated once per `env` object
@@ -60,6 +61,10 @@ export interface EdgeConfig {
   readonly accessTokenTtlSecs: number;
   readonly refreshTokenTtlSecs: number;
   readonly maxBodyBytes: number;
+  /** How often relays heartbeat; three missed intervals quarantine a relay. */
+  readonly relayHeartbeatIntervalMs: number;
+  /** The relay master public key, when set: lease-key certificates are then verified at upload. */
+  readonly relayMasterPublicKey: Uint8Array | null;
 }
 
 export type ConfigResult =
@@ -114,6 +119,8 @@ const schema = z.object({
   WAVRY_ACCESS_TOKEN_TTL_SECS: int(600, 60, 3600),
   WAVRY_REFRESH_TOKEN_TTL_SECS: int(30 * 86_400, 3600, 90 * 86_400),
   WAVRY_MAX_BODY_BYTES: int(16 * 1024, 1024, 1024 * 1024),
+  WAVRY_RELAY_HEARTBEAT_INTERVAL_MS: int(5000, 1000, 60_000),
+  WAVRY_RELAY_MASTER_PUBLIC_KEY: z.string().max(100).optional(),
 });
 
 const cache = new WeakMap<object, ConfigResult>();
@@ -214,6 +221,13 @@ function validate(env: EdgeBindings): ConfigResult {
     const parsed = ring === undefined ? null : parseKeyRing(ring);
     if (parsed !== null && "error" in parsed) problems.push(`${name}: ${parsed.error}`);
   }
+  const masterKey =
+    v.WAVRY_RELAY_MASTER_PUBLIC_KEY === undefined ? null : base64urlDecode(v.WAVRY_RELAY_MASTER_PUBLIC_KEY);
+  if (v.WAVRY_RELAY_MASTER_PUBLIC_KEY !== undefined && (masterKey === null || masterKey.length !== 32)) {
+    problems.push(
+      "WAVRY_RELAY_MASTER_PUBLIC_KEY: must be the 32-byte Ed25519 key in base64url (`npm run wavry-admin -- master-keygen` prints it)",
+    );
+  }
   if (
     problems.length > 0 ||
     totpKeys === undefined ||
@@ -253,6 +267,8 @@ function validate(env: EdgeBindings): ConfigResult {
       accessTokenTtlSecs: v.WAVRY_ACCESS_TOKEN_TTL_SECS,
       refreshTokenTtlSecs: v.WAVRY_REFRESH_TOKEN_TTL_SECS,
       maxBodyBytes: v.WAVRY_MAX_BODY_BYTES,
+      relayHeartbeatIntervalMs: v.WAVRY_RELAY_HEARTBEAT_INTERVAL_MS,
+      relayMasterPublicKey: masterKey,
     },
   };
 }

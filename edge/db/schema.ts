@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema (drizzle). The SQL in migrations/ is generated from this file (`npm run db:generate`).
@@ -89,17 +89,22 @@ export const enrollmentCodes = sqliteTable("enrollment_codes", {
   usedAt: integer("used_at"),
 });
 
-export const deviceChallenges = sqliteTable("device_challenges", {
-  id: text("id").primaryKey(),
-  deviceId: text("device_id")
-    .notNull()
-    .references(() => devices.id),
-  /** base64url random bytes the device signs. */
-  challenge: text("challenge").notNull(),
-  createdAt: integer("created_at").notNull(),
-  expiresAt: integer("expires_at").notNull(),
-  usedAt: integer("used_at"),
-});
+export const deviceChallenges = sqliteTable(
+  "device_challenges",
+  {
+    id: text("id").primaryKey(),
+    deviceId: text("device_id")
+      .notNull()
+      .references(() => devices.id),
+    /** base64url random bytes the device signs. */
+    challenge: text("challenge").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    usedAt: integer("used_at"),
+  },
+  // Each challenge request deletes the device's expired challenges: without this index that is a table scan.
+  (t) => [index("device_challenges_device").on(t.deviceId, t.expiresAt)],
+);
 
 export const grants = sqliteTable(
   "grants",
@@ -184,4 +189,84 @@ export const signingKeys = sqliteTable(
     uniqueIndex("signing_keys_one_current").on(t.status).where(sql`status = 'current'`),
     uniqueIndex("signing_keys_one_next").on(t.status).where(sql`status = 'next'`),
   ],
+);
+
+/**
+ * Enrolled relays (issue 4). The id is derived from the Ed25519 key (protocol/identity/relay-id.ts), so a second
+ * enrollment cannot take an id over. `admin_state` is written only by admins and is sticky; `health` and the
+ * liveness columns are written only by the RelayRegistry Durable Object (heartbeats raise, alarms lower).
+ */
+export const relays = sqliteTable(
+  "relays",
+  {
+    id: text("id").primaryKey(),
+    /** base64url, 32 bytes: verifies every register and heartbeat. */
+    ed25519PublicKey: text("ed25519_public_key").notNull().unique(),
+    /** Set by register; null until the relay first registers. */
+    region: text("region"),
+    /** host:port peers dial. */
+    publicAddr: text("public_addr"),
+    version: text("version"),
+    maxSessions: integer("max_sessions").notNull().default(0),
+    adminState: text("admin_state", { enum: ["none", "draining", "quarantined", "banned"] })
+      .notNull()
+      .default("none"),
+    adminReason: text("admin_reason"),
+    adminStateAt: integer("admin_state_at"),
+    /** Liveness: dropped until the first register; quarantined after missed heartbeats, dropped after silence. */
+    health: text("health", { enum: ["healthy", "quarantined", "dropped"] })
+      .notNull()
+      .default("dropped"),
+    healthChangedAt: integer("health_changed_at"),
+    lastHeartbeatAt: integer("last_heartbeat_at"),
+    /** 0..1 as last reported. */
+    load: real("load").notNull().default(0),
+    sessions: integer("sessions").notNull().default(0),
+    /** JSON: bytes and packets forwarded, drops by reason, process start (as last reported). */
+    counters: text("counters"),
+    enrolledAt: integer("enrolled_at").notNull(),
+    /** Id (not hash) of the enrollment token used, for the audit trail. */
+    enrollmentTokenId: text("enrollment_token_id"),
+    registeredAt: integer("registered_at"),
+    registerCount: integer("register_count").notNull().default(0),
+  },
+  (t) => [index("relays_selection").on(t.health, t.adminState, t.region)],
+);
+
+/** One-time relay enrollment tokens, stored as SHA-256 hashes; the clear token is shown once to the admin. */
+export const relayEnrollmentTokens = sqliteTable("relay_enrollment_tokens", {
+  /** SHA-256 (hex) of the opaque token. */
+  tokenHash: text("token_hash").primaryKey(),
+  /** Public id for listings and the audit log. */
+  id: text("id").notNull().unique(),
+  createdBy: text("created_by").notNull(),
+  createdAt: integer("created_at").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+  usedAt: integer("used_at"),
+  /** The relay that enrolled with it. */
+  relayId: text("relay_id"),
+});
+
+/**
+ * Lease-signing keys (issue 4): generated here, private half sealed under WAVRY_SIGNING_KEY_WRAP_KEYS, and usable
+ * only once an operator uploads a certificate from the offline relay master key (pending -> active -> revoked).
+ */
+export const leaseKeys = sqliteTable(
+  "lease_keys",
+  {
+    kid: text("kid").primaryKey(),
+    status: text("status", { enum: ["pending", "active", "revoked"] }).notNull(),
+    /** Public JWK (JSON). */
+    publicJwk: text("public_jwk").notNull(),
+    /** Ed25519 seed sealed under WAVRY_SIGNING_KEY_WRAP_KEYS. */
+    privateSealed: text("private_sealed").notNull(),
+    /** Compact JWS by the relay master key (typ wavry-lease-key-cert+jwt). */
+    certificate: text("certificate"),
+    certExpiresAt: integer("cert_expires_at"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    activatedAt: integer("activated_at"),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("lease_keys_status").on(t.status)],
 );

@@ -1,0 +1,1 @@
+CREATE INDEX `device_challenges_device` ON `device_challenges` (`device_id`,`expires_at`);
