@@ -10,6 +10,7 @@ export type ApiErrorCode =
   | "invalid_body"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "upgrade_required"
   | "unauthorized"
   | "invalid_token"
   | "forbidden"

@@ -7,6 +7,7 @@ import { readJson } from "../middleware/body.ts";
 import { randomToken, sha256Hex, timingSafeEqualString } from "../security/tokens-util.ts";
 import { revokeDevice } from "../services/devices.ts";
 import { revokeAllUserSessions, revokeFamily } from "../services/sessions.ts";
+import { disconnectDevice, disconnectUser } from "../services/signaling.ts";
 import { relayAdminRoutes } from "./admin-relays.ts";
 import { type AdminRoute, adminRouter } from "./admin-route-table.ts";
 import { systemAdminRoutes } from "./admin-system.ts";
@@ -168,6 +169,7 @@ export function adminRoutes(): Hono<AppEnv> {
       .run();
     if (r.meta.changes !== 1) throw new ApiError(404, "not_found", "no such user");
     await revokeAllUserSessions(c.env.DB, userId, "suspended", now);
+    await disconnectUser(c.env, userId, "user_suspended");
     auditDetail(c, { user: userId });
     return c.body(null, 204);
   });
@@ -194,6 +196,7 @@ export function adminRoutes(): Hono<AppEnv> {
       const exists = await c.env.DB.prepare("SELECT 1 AS x FROM users WHERE id = ?").bind(userId).first();
       if (exists === null) throw new ApiError(404, "not_found", "no such user");
       await revokeAllUserSessions(c.env.DB, userId, "admin", Date.now());
+      await disconnectUser(c.env, userId, "tokens_revoked");
       auditDetail(c, { user: userId });
       return c.body(null, 204);
     },
@@ -232,6 +235,7 @@ export function adminRoutes(): Hono<AppEnv> {
     const deviceId = pathId(c.req.param("id"));
     if (!(await revokeDevice(c.env.DB, deviceId, Date.now())))
       throw new ApiError(404, "not_found", "no such active device");
+    await disconnectDevice(c.env, deviceId, "device_revoked");
     auditDetail(c, { device: deviceId });
     return c.body(null, 204);
   });

@@ -32,6 +32,7 @@ import {
   revokeGrant,
   touchDevice,
 } from "../services/devices.ts";
+import { disconnectDevice } from "../services/signaling.ts";
 import { issueToken, TokenKind } from "../services/tokens.ts";
 
 /** How far a proof's timestamp may be from the edge's clock, either way. */
@@ -219,6 +220,7 @@ export function deviceRoutes(): Hono<AppEnv> {
   app.delete("/:id", requireUser(), async (c) => {
     const device = await ownDevice(c.env.DB, userIdOf(c.get("principal")), pathDeviceId(c));
     await revokeDevice(c.env.DB, device.id, Date.now());
+    await disconnectDevice(c.env, device.id, "device_revoked");
     return c.body(null, 204);
   });
 
