@@ -28,8 +28,11 @@ say("starting the local stack. What runs today:");
 say(
   "  edge     - Hono on workerd via wrangler, local D1 (migrations applied): accounts, devices, tokens, admin API",
 );
-say("Not built yet (their issues are open), so not started:");
-say("  relay    - relay-node/ (UDP relay)");
+say("Not started yet:");
+say(
+  "  relay    - relay-node/ exists (npx tsx relay-node/main.ts, see OPERATIONS.md); npm start will enroll and",
+);
+say("             start one once the endpoint issue adds the development bootstrap (master key, lease key)");
 say("  host     - endpoint/ as host (capture, encode, inject)");
 say("  client   - endpoint/ as client (viewer, input)");
 

@@ -10,8 +10,11 @@ export default class SummaryReporter implements Reporter {
     let failed = unhandledErrors.length;
     let skipped = 0;
     for (const module of testModules) {
-      if (module.state() === "failed" && [...module.children.allTests()].length === 0) failed++;
-      for (const test of module.children.allTests()) {
+      // A file that failed outside its tests (a failing beforeAll, an import error) counts as a failure even when
+      // its tests show as skipped.
+      const tests = [...module.children.allTests()];
+      if (module.state() === "failed" && !tests.some((t) => t.result().state === "failed")) failed++;
+      for (const test of tests) {
         const state = test.result().state;
         if (state === "passed") passed++;
         else if (state === "failed") failed++;

@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// `wavry-relay`: runs relay-node/main.ts (TypeScript, loaded through tsx). Configuration: OPERATIONS.md.
+import { register } from "tsx/esm/api";
+
+register();
+await import("../relay-node/main.ts");
