@@ -2,10 +2,12 @@
  * Time-based one-time passwords (RFC 6238) as authenticator apps implement them: HMAC-SHA1, 6 digits, 30-second
  * steps, 20-byte secrets. Pure: the clock and randomness are passed in.
  */
+
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha1 } from "@noble/hashes/legacy.js";
 import { constantTimeEqual, utf8 } from "../../protocol/bytes.ts";
 import { type RandomSource, randomBytes } from "../../protocol/crypto/backend.ts";
+import { base32Lower } from "../../protocol/identity/device-id.ts";
 
 /** Secret size: 160 bits, the HMAC-SHA1 output size RFC 4226 §4 (R6) recommends. */
 export const TOTP_SECRET_BYTES = 20;
@@ -38,19 +40,7 @@ const BASE32_TAIL_BYTES: readonly (number | undefined)[] = [0, undefined, 1, und
 
 /** Base32 (RFC 4648 §6), upper case, without padding: the form authenticator apps expect in `secret=`. */
 export function base32Encode(bytes: Uint8Array): string {
-  let out = "";
-  let acc = 0;
-  let bits = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    acc = ((acc << 8) | (bytes[i] as number)) & 0xfff;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += BASE32_ALPHABET[(acc >>> bits) & 31] as string;
-    }
-  }
-  if (bits > 0) out += BASE32_ALPHABET[(acc << (5 - bits)) & 31] as string;
-  return out;
+  return base32Lower(bytes).toUpperCase();
 }
 
 /**
