@@ -1,0 +1,88 @@
+/**
+ * Help text of `wavry` and each command. Kept as data so `wavry --help` and `wavry <command> --help` agree and a
+ * test can check every command has one.
+ */
+
+const ENVIRONMENT = `Environment:
+  WAVRY_HOME         state directory (default ~/.wavry): identity.json, known-peers.json, session.json
+  WAVRY_EDGE_URL     the edge origin, e.g. https://edge.example.com
+  WAVRY_ENVIRONMENT  production (default; https required) or development`;
+
+/** One command's help, keyed by command name. */
+export const COMMAND_HELP = {
+  init: `Usage: wavry init
+
+Creates this device's identity (an X25519 and an Ed25519 key) in WAVRY_HOME with mode 0600 and prints
+its device id and fingerprint. Refuses to replace an existing identity.`,
+  login: `Usage: wavry login EMAIL [--totp CODE]
+
+Signs in to the edge. The password is read from WAVRY_PASSWORD, or prompted for (not echoed) on a
+terminal. The session is kept in WAVRY_HOME/session.json (mode 0600).
+
+Options:
+  --totp CODE   the current code of your authenticator app, if two-factor sign-in is on`,
+  logout: `Usage: wavry logout
+
+Revokes the session at the edge and deletes WAVRY_HOME/session.json.`,
+  enroll: `Usage: wavry enroll [--name NAME]
+       wavry enroll --code CODE [--name NAME]
+
+Binds this device's public keys to your account: as the signed-in user (wavry login first), or with a
+one-time enrollment code created on a signed-in machine (for headless hosts; no login needed).
+
+Options:
+  --code CODE   a one-time enrollment code (XXXX-XXXX-XXXX-XXXX-XXXX)
+  --name NAME   the device name shown in listings (default: this machine's host name)`,
+  devices: `Usage: wavry devices [--json]
+
+Lists the signed-in user's devices with their fingerprints.
+
+Options:
+  --json        print the list as JSON`,
+  trust: `Usage: wavry trust list
+       wavry trust pin DEVICE_ID [--x25519 KEY --ed25519 KEY]
+       wavry trust forget DEVICE_ID
+
+The trust store (like SSH known_hosts): each peer's keys are pinned on first contact, and a peer that
+later presents another key is refused. 'pin' pins a device ahead of time: with its base64url keys, or
+by looking it up among your own devices at the edge. The device id must derive from the keys.
+'forget' removes a pin (for example after a peer was reinstalled and you checked its new fingerprint).`,
+  status: `Usage: wavry status
+
+Shows the configuration, this device's id and fingerprint, the sign-in state, and whether the edge
+accepts this device (a device token by challenge and signature).`,
+  host: `Usage: wavry host
+
+Shares this machine's screen with a connecting peer. (Not implemented yet in this build.)`,
+  connect: `Usage: wavry connect DEVICE_ID
+
+Opens a session to a host device. (Not implemented yet in this build.)`,
+} as const;
+
+/** A command name. */
+export type CommandName = keyof typeof COMMAND_HELP;
+
+/** True when `name` is a `wavry` command. */
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_HELP, name);
+}
+
+/** `wavry --help`. */
+export const MAIN_HELP = `wavry: encrypted remote sessions between your own machines.
+
+Usage: wavry COMMAND [options]
+
+Commands:
+  init              create this device's identity and print its fingerprint
+  login EMAIL       sign in to the edge
+  logout            sign out
+  enroll            bind this device to your account (--code CODE for headless hosts)
+  devices           list your devices
+  trust             list, pin or forget peers' keys
+  status            show identity, sign-in and enrollment state
+  host              share this machine (not implemented yet in this build)
+  connect DEVICE    connect to a host (not implemented yet in this build)
+
+Run 'wavry COMMAND --help' for a command's options.
+
+${ENVIRONMENT}`;
