@@ -1,89 +1,103 @@
 /**
  * `npm start`: runs what exists of the Wavry stack locally, and says plainly what does not exist yet.
  *
- * Today: the edge skeleton in workerd through wrangler, with a local D1 whose migrations are applied first.
- * The relay node and the endpoint daemons (host and client) arrive with their issues; this script will start
- * them too, enrolled and connected, with no hand editing.
+ * Through the development bootstrap (scripts/dev-stack.ts): the edge in workerd through wrangler with a local D1
+ * (migrations applied), the relay node enrolled with a certified lease key, a development user, and two device
+ * homes (host and client), enrolled and pinning each other. The endpoint daemons (`wavry host`, `wavry connect`)
+ * are not built yet; this script says so instead of pretending to start them.
+ *
+ * State lives in `.wavry/dev-stack/` (git-ignored) and is reused by the next run; delete it to start afresh.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import path from "node:path";
+import { type DevStack, startDevStack } from "./dev-stack.ts";
 import { ensureDevVars } from "./dev-vars.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
-const PORT = Number(process.env.WAVRY_EDGE_PORT ?? 8787);
-// No telemetry, no prompts, and no fetch of Cloudflare's request.cf sample (this stack runs offline).
-const env = {
-  ...process.env,
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  CI: "true",
-};
+const STATE_DIR = path.join(ROOT, ".wavry", "dev-stack");
 
 function say(line: string): void {
   process.stdout.write(`[wavry] ${line}\n`);
 }
 
-say("starting the local stack. What runs today:");
-say(
-  "  edge     - Hono on workerd via wrangler, local D1 (migrations applied): accounts, devices, tokens, admin API",
-);
-say("Not started yet:");
-say(
-  "  relay    - relay-node/ exists (npx tsx relay-node/main.ts, see OPERATIONS.md); npm start will enroll and",
-);
-say("             start one once the endpoint issue adds the development bootstrap (master key, lease key)");
-say("  host     - endpoint/ as host (capture, encode, inject)");
-say("  client   - endpoint/ as client (viewer, input)");
-
-say(`development settings: ${path.relative(ROOT, ensureDevVars())} (generated once, git-ignored)`);
-
-const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local"], {
-  cwd: ROOT,
-  env,
-  stdio: "inherit",
-});
-if (migrate.status !== 0) {
-  say("applying the D1 migrations failed; see the output above");
-  process.exit(1);
+function port(name: string, fallback: number): number {
+  const text = process.env[name];
+  const value = text === undefined || text === "" ? fallback : Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 65_535) {
+    say(`${name} must be a port number (1-65535)`);
+    process.exit(2);
+  }
+  return value;
 }
 
-const children: ChildProcess[] = [];
-const edge = spawn(process.execPath, [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
-  cwd: ROOT,
-  env,
-  stdio: ["ignore", "inherit", "inherit"],
-});
-children.push(edge);
+const devVarsFile = ensureDevVars();
+say(`development settings: ${path.relative(ROOT, devVarsFile)} (generated once, git-ignored)`);
+say(
+  `state: ${path.relative(ROOT, STATE_DIR)}/ (git-ignored; reused by the next run, delete it to start afresh)`,
+);
 
-function stop(code: number): never {
-  for (const child of children) child.kill("SIGTERM");
+let stack: DevStack | null = null;
+let stopping = false;
+async function stop(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say("stopping");
+    await stack?.stop();
+  }
   process.exit(code);
 }
-process.on("SIGINT", () => stop(0));
-process.on("SIGTERM", () => stop(0));
-edge.on("exit", (code) => {
-  say(`edge exited (${code ?? "signal"})`);
-  stop(code ?? 1);
-});
+// The children run in process groups of their own, so Ctrl-C reaches only this process. During start there is
+// nothing to stop yet from here: the start finishes (or fails and stops its children itself), then stops.
+let interrupted = false;
+const onSignal = () => {
+  if (stack === null) interrupted = true;
+  else void stop(0);
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
 
-const deadline = Date.now() + 60_000;
-async function waitForEdge(): Promise<void> {
-  const url = `http://127.0.0.1:${PORT}/healthz`;
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(url);
-      if (response.ok) {
-        say(`edge ready: ${url} -> ${await response.text()}`);
-        say("press Ctrl-C to stop");
-        return;
-      }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  say("the edge did not answer /healthz within 60 s");
-  stop(1);
+try {
+  stack = await startDevStack({
+    stateDir: STATE_DIR,
+    devVarsFile,
+    edgePort: port("WAVRY_EDGE_PORT", 8787),
+    inspectorPort: port("WAVRY_EDGE_INSPECTOR_PORT", 9229),
+    relayPort: port("WAVRY_RELAY_PORT", 7400),
+    relayHealthPort: port("WAVRY_RELAY_HEALTH_PORT", 9090),
+    say,
+    onOutput: (source, line) => process.stdout.write(`[${source}] ${line}\n`),
+  });
+} catch (error) {
+  say(`the development stack did not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
 }
-void waitForEdge();
+if (interrupted) await stop(0);
+
+const running = stack;
+const health = await (await fetch(`${running.edgeUrl}/healthz`)).text();
+const cli = (home: string) =>
+  Object.entries(running.envFor(home))
+    .map(([name, value]) => `${name}=${value}`)
+    .join(" ");
+say("");
+say("running:");
+say(`  edge     ${running.edgeUrl}  (Hono on workerd via wrangler, local D1) /healthz -> ${health}`);
+say(
+  `  relay    udp ${running.relayAddr}, health ${running.relayHealthUrl}/ready (enrolled, lease key certified)`,
+);
+say(
+  `  user     ${running.email} (password kept in ${path.relative(ROOT, STATE_DIR)}/user-password, mode 0600)`,
+);
+say(`  host     device ${running.host.deviceId}, home ${path.relative(ROOT, running.host.home)} (enrolled)`);
+say(
+  `  client   device ${running.client.deviceId}, home ${path.relative(ROOT, running.client.home)} (enrolled)`,
+);
+say("  host and client pin each other's keys in their trust stores");
+say("not running (not built yet in this build):");
+say("  wavry host / wavry connect - the endpoint daemons (capture, encode, inject; viewer, input) are not");
+say("  wired to the peer link yet; both commands exit with 'not implemented yet in this build'");
+say("try the device homes with the wavry CLI, e.g.:");
+say(`  ${cli(running.host.home)} node bin/wavry.js status`);
+say("press Ctrl-C to stop");
+const ended = await running.ended;
+say(`${ended.source} exited unexpectedly (${ended.code}); stopping the rest`);
+await stop(1);
