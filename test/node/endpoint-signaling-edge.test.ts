@@ -209,10 +209,13 @@ describe("signaling client against the real edge", () => {
     const device = await enrollDevice(user, "revoked");
     const { client, calls } = clientFor(device);
     open.push(client);
+    // Wait for hello and the first pong together: the edge answers the client's opening ping without waking the
+    // room, so that pong can arrive before hello and would be missed by a waiter registered after it.
     const first = client.next("hello", 10_000);
+    const firstPong = client.next("pong", 10_000);
     client.start();
     await first;
-    await client.next("pong", 10_000);
+    await firstPong;
 
     const dropped = client.next("disconnected", 10_000);
     const again = client.next("hello", 20_000, () => true);
