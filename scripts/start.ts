@@ -3,14 +3,19 @@
  *
  * Through the development bootstrap (scripts/dev-stack.ts): the edge in workerd through wrangler with a local D1
  * (migrations applied), the relay node enrolled with a certified lease key, a development user, and two device
- * homes (host and client), enrolled and pinning each other. The endpoint daemons (`wavry host`, `wavry connect`)
- * are not built yet; this script says so instead of pretending to start them.
+ * homes (host and client), enrolled and pinning each other. Then `wavry host` (host home) and `wavry connect <host>`
+ * (client home) run as child processes (scripts/session-pair.ts), and the viewer URL and session path are printed.
+ *
+ * `npm start -- --duration N --record PATH [--path direct|relay]` stops after N seconds, leaves what the client
+ * received in PATH (raw H.264), and exits 0 only if the session was established and frames flowed.
  *
  * State lives in `.wavry/dev-stack/` (git-ignored) and is reused by the next run; delete it to start afresh.
  */
 import path from "node:path";
+import { parseArgs } from "node:util";
 import { type DevStack, startDevStack } from "./dev-stack.ts";
 import { ensureDevVars } from "./dev-vars.ts";
+import { type SessionPair, startSessionPair } from "./session-pair.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const STATE_DIR = path.join(ROOT, ".wavry", "dev-stack");
@@ -29,6 +34,43 @@ function port(name: string, fallback: number): number {
   return value;
 }
 
+interface StartArgs {
+  readonly durationSecs?: number;
+  readonly recordPath?: string;
+  readonly path: "direct" | "relay";
+}
+
+function startArgs(): StartArgs {
+  let values: { duration?: string; record?: string; path?: string };
+  try {
+    values = parseArgs({
+      args: process.argv.slice(2),
+      options: { duration: { type: "string" }, record: { type: "string" }, path: { type: "string" } },
+      strict: true,
+    }).values;
+  } catch (error) {
+    say(error instanceof Error ? (error.message.split("\n")[0] ?? "bad arguments") : "bad arguments");
+    say("usage: npm start -- [--duration N] [--record PATH] [--path direct|relay]");
+    process.exit(2);
+  }
+  const duration = values.duration === undefined ? undefined : Number(values.duration);
+  if (duration !== undefined && (!Number.isFinite(duration) || duration <= 0)) {
+    say("--duration must be a positive number of seconds");
+    process.exit(2);
+  }
+  const sessionPath = values.path ?? "direct";
+  if (sessionPath !== "direct" && sessionPath !== "relay") {
+    say("--path must be direct or relay");
+    process.exit(2);
+  }
+  return {
+    path: sessionPath,
+    ...(duration !== undefined && { durationSecs: duration }),
+    ...(values.record !== undefined && { recordPath: path.resolve(values.record) }),
+  };
+}
+
+const args = startArgs();
 const devVarsFile = ensureDevVars();
 say(`development settings: ${path.relative(ROOT, devVarsFile)} (generated once, git-ignored)`);
 say(
@@ -36,13 +78,16 @@ say(
 );
 
 let stack: DevStack | null = null;
-let stopping = false;
+let pair: SessionPair | null = null;
+let stopping: Promise<void> | null = null;
+/** Stops the session pair, then the stack, then exits; a second caller waits for the first stop to finish. */
 async function stop(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+  stopping ??= (async () => {
     say("stopping");
+    await pair?.stop();
     await stack?.stop();
-  }
+  })();
+  await stopping;
   process.exit(code);
 }
 // The children run in process groups of their own, so Ctrl-C reaches only this process. During start there is
@@ -92,12 +137,58 @@ say(
   `  client   device ${running.client.deviceId}, home ${path.relative(ROOT, running.client.home)} (enrolled)`,
 );
 say("  host and client pin each other's keys in their trust stores");
-say("not running (not built yet in this build):");
-say("  wavry host / wavry connect - the endpoint daemons (capture, encode, inject; viewer, input) are not");
-say("  wired to the peer link yet; both commands exit with 'not implemented yet in this build'");
 say("try the device homes with the wavry CLI, e.g.:");
 say(`  ${cli(running.host.home)} node bin/wavry.js status`);
-say("press Ctrl-C to stop");
-const ended = await running.ended;
-say(`${ended.source} exited unexpectedly (${ended.code}); stopping the rest`);
-await stop(1);
+say("");
+say(
+  `starting wavry host (host home) and wavry connect ${running.host.deviceId} (client home, ${args.path} path)`,
+);
+try {
+  pair = await startSessionPair(running, {
+    path: args.path,
+    viewer: true,
+    ...(args.durationSecs !== undefined && { durationSecs: args.durationSecs }),
+    ...(args.recordPath !== undefined && { recordPath: args.recordPath }),
+    onLine: (source, line) => {
+      process.stdout.write(`[${source}] ${line}\n`);
+      if (source !== "connect") return;
+      const viewer = /^viewer: (\S+)/.exec(line)?.[1];
+      if (viewer !== undefined) say(`open the viewer: ${viewer}`);
+      const established = /^session established .* via (direct|relay)/.exec(line)?.[1];
+      if (established !== undefined) say(`session path: ${established}`);
+    },
+  });
+} catch (error) {
+  say(`the session did not start: ${error instanceof Error ? error.message : String(error)}`);
+  await stop(1);
+}
+const session = pair;
+if (stopping !== null) {
+  // Ctrl-C arrived while the pair was starting: the stop in progress could not see it yet.
+  await session?.stop();
+  await stop(0);
+}
+if (session === null) await stop(1);
+else {
+  const summary = async (code: number) => {
+    say(`session path: ${session.sessionPath() ?? "not established"}`);
+    if (args.recordPath !== undefined) say(`recorded to ${args.recordPath}`);
+    say(code === 0 ? "the session was established and frames flowed" : `the client exited with ${code}`);
+  };
+  if (args.durationSecs === undefined) say("press Ctrl-C to stop");
+  const ended = await Promise.race([
+    running.ended.then((e) => ({
+      kind: "stack" as const,
+      text: `${e.source} exited unexpectedly (${e.code})`,
+    })),
+    session.hostExited.then((code) => ({ kind: "host" as const, text: `wavry host exited (${code})` })),
+    session.clientExited.then((code) => ({ kind: "client" as const, code })),
+  ]);
+  if (ended.kind === "client") {
+    await summary(ended.code);
+    await stop(args.durationSecs !== undefined ? ended.code : ended.code === 0 ? 0 : 1);
+  } else {
+    say(`${ended.text}; stopping the rest`);
+    await stop(1);
+  }
+}

@@ -51,12 +51,26 @@ by looking it up among your own devices at the edge. The device id must derive f
 
 Shows the configuration, this device's id and fingerprint, the sign-in state, and whether the edge
 accepts this device (a device token by challenge and signature).`,
-  host: `Usage: wavry host
+  host: `Usage: wavry host [--source test|x11|clip] [--inject log|xdotool]
 
-Shares this machine's screen with a connecting peer. (Not implemented yet in this build.)`,
-  connect: `Usage: wavry connect DEVICE_ID
+Shares this machine with a connecting peer until stopped (Ctrl-C): waits for session offers on the edge's
+signaling socket, checks the peer's key against the trust store, and streams video over the peer link
+(direct, or through a relay when the client asks for one). One session at a time.
 
-Opens a session to a host device. (Not implemented yet in this build.)`,
+Options:
+  --source KIND   test (default; an ffmpeg test pattern, or the shipped clip without ffmpeg), x11
+                  (this X display, needs DISPLAY and ffmpeg with libx264) or clip (the shipped clip)
+  --inject KIND   log (default; prints input events, development only) or xdotool (X11, needs DISPLAY)`,
+  connect: `Usage: wavry connect DEVICE_ID [--path direct|relay] [--record file:PATH] [--duration N] [--no-viewer]
+
+Opens a session to a host device, checks its key against the trust store, and shows it in a local
+viewer page (its URL, with an access token, is printed) and/or records it to a raw H.264 file.
+
+Options:
+  --path P          direct (default; the host's addresses, relay as fallback) or relay (only the relay)
+  --record file:PATH  write the received video (Annex B H.264) to PATH
+  --duration N      stop after N seconds; exit 0 only if the session was established and frames arrived
+  --no-viewer       do not start the viewer page`,
 } as const;
 
 /** A command name. */
@@ -80,8 +94,8 @@ Commands:
   devices           list your devices
   trust             list, pin or forget peers' keys
   status            show identity, sign-in and enrollment state
-  host              share this machine (not implemented yet in this build)
-  connect DEVICE    connect to a host (not implemented yet in this build)
+  host              share this machine
+  connect DEVICE    connect to a host
 
 Run 'wavry COMMAND --help' for a command's options.
 

@@ -2,9 +2,10 @@ import { EdgeError } from "../edge-client/edge-client.ts";
 import { PrivateFileError } from "../identity/private-file.ts";
 import { TrustError } from "../trust/trust-store.ts";
 import { devicesCommand, enrollCommand, loginCommand, logoutCommand } from "./account-commands.ts";
-import { type CliIo, CommandFailure, parseCommand, UsageError } from "./cli-context.ts";
+import { type CliIo, CommandFailure, UsageError } from "./cli-context.ts";
 import { COMMAND_HELP, type CommandName, isCommandName, MAIN_HELP } from "./help.ts";
 import { initCommand, statusCommand } from "./identity-commands.ts";
+import { connectCommand, hostCommand } from "./session-commands.ts";
 import { trustCommand } from "./trust-commands.ts";
 
 /**
@@ -15,17 +16,6 @@ import { trustCommand } from "./trust-commands.ts";
 
 type Command = (io: CliIo, args: readonly string[]) => Promise<void>;
 
-/** `host` and `connect` are built elsewhere (the peer link and media); until then they say so and fail. */
-function notImplemented(name: "host" | "connect", positionals: number): Command {
-  return async (_io, args) => {
-    const parsed = parseCommand(name, args, {}, positionals);
-    if (name === "connect" && parsed.positionals[0] === undefined) {
-      throw new UsageError("wavry connect: give the host's device id\nRun 'wavry connect --help'.");
-    }
-    throw new CommandFailure("not implemented yet in this build");
-  };
-}
-
 const COMMANDS: Record<CommandName, Command> = {
   init: initCommand,
   login: loginCommand,
@@ -34,8 +24,8 @@ const COMMANDS: Record<CommandName, Command> = {
   devices: devicesCommand,
   trust: trustCommand,
   status: statusCommand,
-  host: notImplemented("host", 0),
-  connect: notImplemented("connect", 1),
+  host: hostCommand,
+  connect: connectCommand,
 };
 
 /** Runs `wavry` with `argv` (without node and the script) and returns the exit code. */

@@ -31,8 +31,11 @@ export interface RelayAssignment {
   readonly port: number;
   /** This peer's lease (compact JWS); its role and session id must be this link's. */
   readonly lease: string;
-  /** The device's Ed25519 private key (32-byte seed): the lease's `cnf`, it signs the LEASE_PRESENT proof. */
-  readonly signingKey: Uint8Array;
+  /**
+   * The device's Ed25519 private key (32-byte seed), the lease's `cnf`, which signs the LEASE_PRESENT proof; or a
+   * function signing with it (a DeviceIdentity's `sign`), so a daemon never has to take the seed out.
+   */
+  readonly signingKey: Uint8Array | ((message: Uint8Array) => Uint8Array);
 }
 
 /** A UDP address. */
@@ -156,7 +159,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
               sessionId: this.#sessionId,
               role: role === "host" ? Role.Host : Role.Client,
               lease: relay.lease,
-              sign: (message) => backend.ed25519Sign(relay.signingKey, message),
+              sign: (message) =>
+                typeof relay.signingKey === "function"
+                  ? relay.signingKey(message)
+                  : backend.ed25519Sign(relay.signingKey, message),
               random,
               send: (datagram) => this.#sendRaw(datagram, relay.port, relay.address),
               onBound: (peerBound, observed) => {

@@ -101,17 +101,29 @@ describe("wavry CLI", () => {
     expect(extra.stderr).toContain("unexpected argument 'surplus'");
   });
 
-  it("host and connect are stubs that fail with a clear message", async () => {
-    const [host, connect, connectNoArg] = await Promise.all([
+  it("host and connect check their flags and configuration before going online", async () => {
+    const [host, badSource, connect, connectNoArg, badPath, badRecord, noIdentity] = await Promise.all([
       run(["host"]),
+      run(["host", "--source", "webcam"]),
       run(["connect", "d_aaaaaaaaaaaaaaaaaaaaaaaaaa"]),
       run(["connect"]),
+      run(["connect", "d_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--path", "carrier-pigeon"]),
+      run(["connect", "d_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--record", "out.h264"]),
+      run(["host"], envFor(path.join(scratch, "no-identity"))),
     ]);
-    expect(host.status).toBe(1);
-    expect(host.stderr).toContain("wavry host: not implemented yet in this build");
-    expect(connect.status).toBe(1);
-    expect(connect.stderr).toContain("wavry connect: not implemented yet in this build");
+    expect(host.status).toBe(2);
+    expect(host.stderr).toContain("WAVRY_EDGE_URL is not set");
+    expect(badSource.status).toBe(2);
+    expect(badSource.stderr).toContain("--source must be test, x11 or clip");
+    expect(connect.status).toBe(2);
     expect(connectNoArg.status).toBe(2);
+    expect(connectNoArg.stderr).toContain("give the host's device id");
+    expect(badPath.status).toBe(2);
+    expect(badPath.stderr).toContain("--path must be direct or relay");
+    expect(badRecord.status).toBe(2);
+    expect(badRecord.stderr).toContain("--record must be file:PATH");
+    expect(noIdentity.status).toBe(1);
+    expect(noIdentity.stderr).toContain("run: wavry init");
   });
 
   it("init → login → enroll → devices lists it → status says enrolled; the trust store pins it", async () => {

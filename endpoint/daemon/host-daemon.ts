@@ -1,0 +1,187 @@
+import type { ServerMessageOf } from "../../protocol/signaling/messages.ts";
+import type { EndpointConfig } from "../config.ts";
+import type { EdgeClient } from "../edge-client/edge-client.ts";
+import type { DeviceIdentity } from "../identity/device-identity.ts";
+import type { InputInjector } from "../input/input-injector.ts";
+import { LoggingInjector } from "../input/logging-injector.ts";
+import { XdotoolInjector } from "../input/xdotool-injector.ts";
+import { selectSource } from "../media/select-source.ts";
+import type { SourceKind } from "../media/video-source.ts";
+import { describePath } from "../peer-link/paths.ts";
+import { PeerLink, type RelayAssignment } from "../peer-link/peer-link.ts";
+import { HostSession } from "../session/host-session.ts";
+import type { SignalingClient } from "../signaling/signaling-client.ts";
+import { TrustStore } from "../trust/trust-store.ts";
+import {
+  connectSignaling,
+  type DaemonLog,
+  localCandidates,
+  type PeerKeyLookup,
+  PeerKeyRefused,
+  pathKind,
+  preparePeerVerifier,
+  reserveUdpPort,
+  resolveRelayAddr,
+  sessionIdBytes,
+  waitEstablished,
+} from "./daemon-support.ts";
+
+/**
+ * `wavry host`: stays connected to the edge's signaling socket and serves one session at a time. For each
+ * `session.offer` it checks the client's key against the trust store, accepts with its candidates, waits for the
+ * relay when the client asked for one, and once the Noise handshake is done streams the chosen source and injects
+ * the client's input. A second offer while a session runs is rejected as busy.
+ */
+
+/** How the host injects the client's input. */
+export type InjectKind = "xdotool" | "log";
+
+/** Options of {@link runHostDaemon}. */
+export interface HostDaemonOptions {
+  readonly config: EndpointConfig;
+  readonly edge: EdgeClient;
+  readonly identity: DeviceIdentity;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly source: SourceKind;
+  readonly inject: InjectKind;
+  /** For first contact with an unpinned client (development only). */
+  readonly lookupOwnDevice: PeerKeyLookup;
+  readonly log: DaemonLog;
+  /** Aborting stops the running session and the daemon. */
+  readonly signal: AbortSignal;
+}
+
+/** How long the host waits for its relay lease after accepting a session that wants one. */
+const RELAY_WAIT_MS = 10_000;
+/** How long the host waits for the client's handshake after accepting. */
+const HANDSHAKE_WAIT_MS = 20_000;
+
+/** Runs the host until `signal` aborts. Rejects only when signaling cannot be set up at all. */
+export async function runHostDaemon(options: HostDaemonOptions): Promise<void> {
+  const { log, signal } = options;
+  const signaling = await connectSignaling(options.edge, options.identity, options.env, log);
+  const relays = new Map<string, ServerMessageOf<"relay.assigned">>();
+  signaling.on("relay.assigned", (assigned) => relays.set(assigned.sessionId, assigned));
+  log(`host ${options.identity.deviceId} is online; waiting for a session`);
+  let current: Promise<void> | null = null;
+  const stopCurrent = new AbortController();
+  signaling.on("session.offer", (offer) => {
+    if (current !== null) {
+      signaling.rejectSession({ sessionId: offer.sessionId, reason: "busy" });
+      log(`refused a session from ${offer.from}: busy`);
+      return;
+    }
+    current = serve(options, signaling, relays, offer, stopCurrent.signal)
+      .catch((error: unknown) => log(`session failed: ${error instanceof Error ? error.message : "error"}`))
+      .finally(() => {
+        relays.delete(offer.sessionId);
+        current = null;
+        if (!signal.aborted) log("waiting for a session");
+      });
+  });
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  stopCurrent.abort();
+  if (current !== null) await current;
+  await signaling.close();
+}
+
+async function makeInjector(kind: InjectKind, env: HostDaemonOptions["env"], log: DaemonLog) {
+  if (kind === "log") return new LoggingInjector((line) => log(line.trimEnd()));
+  const display = env.DISPLAY;
+  if (display === undefined || display === "") throw new Error("--inject xdotool needs DISPLAY (e.g. :0)");
+  return XdotoolInjector.start({ display, onProblem: (problem) => log(`xdotool: ${problem}`) });
+}
+
+async function serve(
+  options: HostDaemonOptions,
+  signaling: SignalingClient,
+  relays: Map<string, ServerMessageOf<"relay.assigned">>,
+  offer: ServerMessageOf<"session.offer">,
+  stop: AbortSignal,
+): Promise<void> {
+  const { log, identity } = options;
+  const sessionId = offer.sessionId;
+  let verifier: Awaited<ReturnType<typeof preparePeerVerifier>>;
+  try {
+    verifier = await preparePeerVerifier({
+      store: TrustStore.open(options.config.home),
+      config: options.config,
+      deviceId: offer.from,
+      edgeKeyText: offer.fromX25519PublicKey,
+      lookupOwnDevice: options.lookupOwnDevice,
+      log,
+    });
+  } catch (error) {
+    log(error instanceof Error ? error.message : "the client's key could not be checked");
+    signaling.rejectSession({ sessionId, reason: "declined" });
+    if (error instanceof PeerKeyRefused) {
+      signaling.reportSession({ sessionId, outcome: { result: "failed", reason: "key_mismatch" } });
+    }
+    return;
+  }
+  const report = (outcome: Parameters<SignalingClient["reportSession"]>[0]["outcome"]) =>
+    signaling.reportSession({ sessionId, outcome });
+
+  const port = await reserveUdpPort();
+  signaling.acceptSession({ sessionId, candidates: localCandidates(port) });
+  log(`session offered by ${offer.from}: accepted${offer.wantRelay ? "; waiting for the relay" : ""}`);
+
+  let relay: RelayAssignment | undefined;
+  if (offer.wantRelay) {
+    const assigned =
+      relays.get(sessionId) ??
+      (await signaling
+        .next("relay.assigned", RELAY_WAIT_MS, (event) => event.sessionId === sessionId)
+        .catch(() => undefined));
+    if (assigned === undefined) {
+      log("no relay was assigned; trying the direct path only");
+    } else {
+      const address = await resolveRelayAddr(assigned.relayAddr);
+      relay = { ...address, lease: assigned.lease, signingKey: (message) => identity.sign(message) };
+    }
+  }
+
+  const link = await PeerLink.host({
+    sessionId: sessionIdBytes(sessionId),
+    staticKeyPair: identity.noiseStaticKeyPair(),
+    verifyRemoteStatic: verifier.verify,
+    bind: { port },
+    ...(relay !== undefined && { relay }),
+  });
+  let session: HostSession | null = null;
+  let injector: InputInjector | null = null;
+  try {
+    const established = await waitEstablished(link, HANDSHAKE_WAIT_MS, stop);
+    if (established === null) {
+      const refusal = verifier.refusal();
+      report({ result: "failed", reason: refusal !== null ? "key_mismatch" : "handshake_timeout" });
+      log(`session ${refusal !== null ? "refused" : "not established (no handshake)"}`);
+      return;
+    }
+    const handshakeMs = Math.min(Math.round(established.handshakeMs), 600_000);
+    report({ result: "established", path: pathKind(established.path), handshakeMs });
+    log(`session established with ${offer.from} via ${describePath(established.path)} in ${handshakeMs} ms`);
+    link.on("pathChanged", (path) => log(`path changed to ${describePath(path)}`));
+
+    injector = await makeInjector(options.inject, options.env, log);
+    const inject = injector;
+    const source = selectSource(options.source, {
+      log: (level, event, detail) => log(`media ${level}: ${event}: ${detail}`),
+      ...(options.env.DISPLAY !== undefined && { display: options.env.DISPLAY }),
+    });
+    log(`streaming the ${source.kind} source`);
+    session = new HostSession({ link, source, onInput: (event) => inject.inject(event) });
+    const reason = await new Promise<string>((resolve) => {
+      link.once("failed", (why) => resolve(`link ${why}`));
+      stop.addEventListener("abort", () => resolve("host stopping"), { once: true });
+    });
+    log(`session ended (${reason}); ${session.stats.framesSent} frames sent`);
+  } finally {
+    await session?.close();
+    await injector?.close();
+    await link.close();
+  }
+}
