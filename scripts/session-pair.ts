@@ -19,6 +19,10 @@ export interface SessionPairOptions {
   /** `connect --duration N`: the pair stops by itself after N seconds. */
   readonly durationSecs?: number;
   readonly viewer: boolean;
+  /** Extra `wavry host` arguments, e.g. `["--source", "x11", "--inject", "xdotool"]`. */
+  readonly hostArgs?: readonly string[];
+  /** Extra environment for the host only, e.g. `{ DISPLAY: ":120" }` for `--source x11`. */
+  readonly hostEnv?: Readonly<Record<string, string>>;
   /** Each output line of the children, tagged with the child's name. */
   readonly onLine: (source: "host" | "connect", line: string) => void;
 }
@@ -97,7 +101,8 @@ export async function startSessionPair(stack: DevStack, options: SessionPairOpti
   const ready = new Promise<void>((resolve) => {
     hostReady = resolve;
   });
-  const host = start(["host"], envOf(stack.host.home), (line) => {
+  const hostEnv = { ...envOf(stack.host.home), ...options.hostEnv };
+  const host = start(["host", ...(options.hostArgs ?? [])], hostEnv, (line) => {
     if (HOST_READY.test(line)) hostReady();
     options.onLine("host", line);
   });

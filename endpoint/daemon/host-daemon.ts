@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import type { ServerMessageOf } from "../../protocol/signaling/messages.ts";
 import type { EndpointConfig } from "../config.ts";
 import type { EdgeClient } from "../edge-client/edge-client.ts";
@@ -168,9 +169,11 @@ async function serve(
 
     injector = await makeInjector(options.inject, options.env, log);
     const inject = injector;
+    const size = options.source === "x11" ? displaySize(options.env.DISPLAY) : null;
     const source = selectSource(options.source, {
       log: (level, event, detail) => log(`media ${level}: ${event}: ${detail}`),
       ...(options.env.DISPLAY !== undefined && { display: options.env.DISPLAY }),
+      ...(size !== null && { width: size.width, height: size.height }),
     });
     log(`streaming the ${source.kind} source`);
     session = new HostSession({ link, source, onInput: (event) => inject.inject(event) });
@@ -183,5 +186,25 @@ async function serve(
     await session?.close();
     await injector?.close();
     await link.close();
+  }
+}
+
+/**
+ * The X display's size, so x11 capture covers the whole screen (ffmpeg refuses a capture area larger than the
+ * screen). Even dimensions, as yuv420p needs; null when it cannot be read (the source's default size is used).
+ */
+function displaySize(display: string | undefined): { width: number; height: number } | null {
+  if (display === undefined) return null;
+  try {
+    const out = execFileSync("xdotool", ["getdisplaygeometry"], {
+      env: { ...process.env, DISPLAY: display },
+      encoding: "utf8",
+      timeout: 5000,
+    });
+    const match = /^(\d{2,5}) (\d{2,5})\s*$/.exec(out);
+    if (match === null) return null;
+    return { width: Number(match[1]) & ~1, height: Number(match[2]) & ~1 };
+  } catch {
+    return null;
   }
 }
