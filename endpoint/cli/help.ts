@@ -60,7 +60,7 @@ signaling socket, checks the peer's key against the trust store, and streams vid
 Options:
   --source KIND   test (default; an ffmpeg test pattern, or the shipped clip without ffmpeg), x11
                   (this X display, needs DISPLAY and ffmpeg with libx264) or clip (the shipped clip)
-  --inject KIND   log (default; prints input events, development only) or xdotool (X11, needs DISPLAY)`,
+  --inject KIND   log (default; prints the kind of each input event, never keys or positions) or xdotool (X11, needs DISPLAY)`,
   connect: `Usage: wavry connect DEVICE_ID [--path direct|relay] [--record file:PATH] [--duration N] [--no-viewer]
 
 Opens a session to a host device, checks its key against the trust store, and shows it in a local

@@ -5,8 +5,9 @@ import { emptyDrops, type InjectorStats, type InputInjector } from "./input-inje
  * An injector that only records: one JSON line an event through `write`, for development and tests on machines
  * with no display.
  *
- * Logging keystrokes is sensitive: key codes in order are what was typed, passwords included. This injector is
- * for development only; a production host must use a real injector and never log key events.
+ * Input is session payload: key codes in order are what was typed, passwords included, and pointer positions show
+ * what was clicked. So a line names only the kind of event (and whether a key or button went down or up), never the
+ * key code, the button, the position or the distance.
  */
 export class LoggingInjector implements InputInjector {
   readonly #write: (line: string) => void;
@@ -21,7 +22,7 @@ export class LoggingInjector implements InputInjector {
     this.#nowMs = nowMs;
   }
 
-  /** Writes `{ts, component: "input", event: "inject", input: {...}}`. */
+  /** Writes `{ts, component: "input", event: "inject", input: {type, down?}}`. */
   inject(event: InputEvent): void {
     if (this.#closed) {
       this.#dropped.closed++;
@@ -32,7 +33,7 @@ export class LoggingInjector implements InputInjector {
       ts: new Date(this.#nowMs()).toISOString(),
       component: "input",
       event: "inject",
-      input: event,
+      input: "down" in event ? { type: event.type, down: event.down } : { type: event.type },
     };
     this.#write(`${JSON.stringify(line)}\n`);
   }
