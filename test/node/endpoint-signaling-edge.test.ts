@@ -5,7 +5,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { SignalingClient, type SignalingClock } from "../../endpoint/signaling/signaling-client.ts";
 import { enrollmentProofMessage, tokenChallengeMessage } from "../../protocol/identity/device-proofs.ts";
 import { AUTO_PING_TEXT, HELLO_LIMITS } from "../../protocol/signaling/messages.ts";
-import { type LocalEdge, startLocalEdge } from "../support/local-edge.ts";
+import { callEdge, type EdgeCallOptions, type LocalEdge, startLocalEdge } from "../support/local-edge.ts";
 import { type Ed25519Pair, ed25519Pair } from "../support/relay-lease-kit.ts";
 
 /**
@@ -23,20 +23,8 @@ let edge: LocalEdge;
 let adminToken: string;
 let signalUrl: string;
 
-async function api<T = Record<string, unknown>>(
-  route: string,
-  options: { method?: string; token?: string; body?: unknown } = {},
-): Promise<{ status: number; json: T }> {
-  const headers: Record<string, string> = {};
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`${edge.url}${route}`, {
-    method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-    headers,
-    ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, json: (text === "" ? null : JSON.parse(text)) as T };
+function api<T = Record<string, unknown>>(route: string, options: EdgeCallOptions = {}) {
+  return callEdge<T>(edge.url, route, options);
 }
 
 interface Device {

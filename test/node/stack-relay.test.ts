@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { enrollmentProofMessage, tokenChallengeMessage } from "../../protocol/identity/device-proofs.ts";
 import { encodeForward, RelayFrameType, Role } from "../../protocol/wire/relay-frames.ts";
-import { freePort, type LocalEdge, startLocalEdge } from "../support/local-edge.ts";
+import {
+  callEdge,
+  type EdgeCallOptions,
+  freePort,
+  type LocalEdge,
+  startLocalEdge,
+} from "../support/local-edge.ts";
 import { compactJws, type Ed25519Pair, ed25519Pair } from "../support/relay-lease-kit.ts";
 import { RelayPeer } from "../support/relay-peer.ts";
 import { ROOT } from "../support/vectors.ts";
@@ -28,20 +34,8 @@ let relayLog = "";
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
 const PASSWORD = "correct horse battery staple";
 
-async function api<T = Record<string, unknown>>(
-  route: string,
-  options: { method?: string; token?: string; body?: unknown } = {},
-): Promise<{ status: number; json: T }> {
-  const headers: Record<string, string> = {};
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`${edge.url}${route}`, {
-    method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-    headers,
-    ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, json: (text === "" ? null : JSON.parse(text)) as T };
+function api<T = Record<string, unknown>>(route: string, options: EdgeCallOptions = {}) {
+  return callEdge<T>(edge.url, route, options);
 }
 
 interface Device {

@@ -116,3 +116,28 @@ export async function startLocalEdge(vars: Record<string, string> = {}): Promise
     child.exitCode !== null ? `exited with ${child.exitCode}` : "did not answer /healthz within 60 s";
   throw new Error(`the local edge ${why}:\n${output}`);
 }
+
+/** Options of one JSON call to the edge. */
+export interface EdgeCallOptions {
+  readonly method?: string;
+  readonly token?: string;
+  readonly body?: unknown;
+}
+
+/** One JSON call to a running edge: POST when there is a body, GET otherwise; the answer parsed. */
+export async function callEdge<T = Record<string, unknown>>(
+  baseUrl: string,
+  route: string,
+  options: EdgeCallOptions = {},
+): Promise<{ status: number; json: T }> {
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(`${baseUrl}${route}`, {
+    method: options.method ?? (options.body === undefined ? "GET" : "POST"),
+    headers,
+    ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, json: (text === "" ? null : JSON.parse(text)) as T };
+}
