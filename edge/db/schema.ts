@@ -270,3 +270,54 @@ export const leaseKeys = sqliteTable(
   },
   (t) => [index("lease_keys_status").on(t.status)],
 );
+
+/**
+ * Incidents (issue 6): opened, annotated and closed by admins through /v1/admin/incidents. A closed incident is
+ * final: the database refuses to change it or add to it (migrations/0005), so its summary describes exactly what
+ * its timeline holds.
+ */
+export const incidents = sqliteTable(
+  "incidents",
+  {
+    id: text("id").primaryKey(),
+    title: text("title").notNull(),
+    severity: text("severity", { enum: ["critical", "high", "medium", "low"] }).notNull(),
+    description: text("description").notNull(),
+    status: text("status", { enum: ["open", "closed"] })
+      .notNull()
+      .default("open"),
+    /** Admin token id. */
+    openedBy: text("opened_by").notNull(),
+    openedAt: integer("opened_at").notNull(),
+    closedBy: text("closed_by"),
+    closedAt: integer("closed_at"),
+    summary: text("summary"),
+    blastRadius: text("blast_radius"),
+    preventiveControls: text("preventive_controls"),
+  },
+  (t) => [index("incidents_status_opened").on(t.status, t.openedAt)],
+);
+
+/**
+ * An incident's timeline, append-only (migrations/0005): notes, and links to audit rows (`ref` = the seq) and to
+ * alerts (`ref` = the Monitor's alert id). A link appears at most once per incident.
+ */
+export const incidentEntries = sqliteTable(
+  "incident_entries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    incidentId: text("incident_id")
+      .notNull()
+      .references(() => incidents.id),
+    kind: text("kind", { enum: ["note", "audit", "alert"] }).notNull(),
+    /** The note's text, or the linked audit seq / alert id. */
+    body: text("body").notNull(),
+    /** Admin token id. */
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    index("incident_entries_incident").on(t.incidentId, t.id),
+    uniqueIndex("incident_entries_one_link").on(t.incidentId, t.kind, t.body).where(sql`kind != 'note'`),
+  ],
+);
