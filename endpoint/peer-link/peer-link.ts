@@ -57,9 +57,15 @@ export interface PeerLinkOptions {
   readonly verifyRemoteStatic: (remoteStaticKey: Uint8Array) => boolean;
   /** Client: the host's direct candidates (literal `ip:port` from signaling). */
   readonly candidates?: readonly UdpAddress[];
+  /** The relay, when signaling assigned one before the link starts (later ones: {@link PeerLink.useRelay}). */
   readonly relay?: RelayAssignment;
-  /** Local socket address; default 0.0.0.0 on an ephemeral port. */
+  /** Local socket address; default 0.0.0.0 on an ephemeral port. Ignored with `socket`. */
   readonly bind?: Partial<UdpAddress>;
+  /**
+   * An already bound udp4 socket the link takes over (and closes): a daemon binds it before it publishes the
+   * port as a candidate, so no other process can take the port in between.
+   */
+  readonly socket?: Socket;
   /** Encrypted handshake payload (e.g. the device id), at most 256 bytes. */
   readonly payload?: Uint8Array;
   readonly limits?: RekeyLimits;
@@ -101,8 +107,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #socket: Socket;
   readonly #core: LinkCore;
   readonly #clock: { nowMs(): number };
-  readonly #relay: RelayAssignment | null;
-  readonly #binder: RelayBinder | null;
+  #relay: RelayAssignment | null = null;
+  #binder: RelayBinder | null = null;
+  readonly #role: "client" | "host";
+  readonly #backend: CryptoBackend;
+  readonly #random: RandomSource;
+  readonly #relayTiming: RelayTiming | undefined;
   /** The FORWARD header is the same for every datagram of the session: built once, sent as a gather buffer. */
   readonly #forwardHeader = new Uint8Array(RELAY_HEADER_LEN);
   /** Node copies the list on send, so one array serves every FORWARD. */
@@ -118,12 +128,15 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#socket = socket;
     this.#sessionId = options.sessionId.slice();
     this.#clock = options.clock ?? monotonic;
-    this.#relay = options.relay ?? null;
+    this.#role = role;
+    this.#relayTiming = options.relayTiming;
     this.#forwardHeader[0] = PROTOCOL_VERSION;
     this.#forwardHeader[1] = RelayFrameType.Forward;
     this.#forwardHeader.set(this.#sessionId, 4);
     const backend = options.backend ?? nodeBackend;
     const random = options.random ?? nodeRandom;
+    this.#backend = backend;
+    this.#random = random;
     const candidates = (options.candidates ?? []).map((c) => directPath(c.address, c.port));
     const events: LinkCoreEvents = {
       established: (info) => this.emit("established", info),
@@ -149,31 +162,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       ...(options.payload !== undefined && { payload: options.payload }),
       ...(options.limits !== undefined && { limits: options.limits }),
     });
-    const relay = this.#relay;
     const now = this.#clock.nowMs();
-    this.#binder =
-      relay === null
-        ? null
-        : new RelayBinder(
-            {
-              sessionId: this.#sessionId,
-              role: role === "host" ? Role.Host : Role.Client,
-              lease: relay.lease,
-              sign: (message) =>
-                typeof relay.signingKey === "function"
-                  ? relay.signingKey(message)
-                  : backend.ed25519Sign(relay.signingKey, message),
-              random,
-              send: (datagram) => this.#sendRaw(datagram, relay.port, relay.address),
-              onBound: (peerBound, observed) => {
-                this.emit("relayBound", peerBound, observed);
-                if (peerBound) this.#core.relayReady(this.#clock.nowMs());
-              },
-              onFailed: (reason) => this.emit("relayFailed", reason),
-              ...(options.relayTiming !== undefined && { timing: options.relayTiming }),
-            },
-            now,
-          );
+    if (options.relay !== undefined) this.#bindRelay(options.relay, now);
     socket.on("message", this.#onMessage);
     // Send errors (an unreachable candidate, a vanished interface) must not kill the session: other paths remain.
     socket.on("error", () => this.#core.countDrop("socket-error"));
@@ -192,6 +182,15 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   static #open(role: "client" | "host", options: PeerLinkOptions): Promise<PeerLink> {
+    const given = options.socket;
+    if (given !== undefined) {
+      try {
+        return Promise.resolve(new PeerLink(role, options, given));
+      } catch (error) {
+        given.close();
+        return Promise.reject(error);
+      }
+    }
     const socket = createSocket("udp4");
     return new Promise((resolve, reject) => {
       socket.once("error", reject);
@@ -205,6 +204,45 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         }
       });
     });
+  }
+
+  /**
+   * Takes a relay assigned after the link started (a fallback the client asked for, or a fresh assignment after
+   * `relayFailed`): presents its lease at once and, once both peers are bound, offers the relay as a path. A
+   * previous relay binding is dropped. Ignored after close.
+   */
+  useRelay(relay: RelayAssignment): void {
+    if (this.#closed) return;
+    this.#bindRelay(relay, this.#clock.nowMs());
+  }
+
+  #bindRelay(relay: RelayAssignment, now: number): void {
+    const backend = this.#backend;
+    this.#relay = relay;
+    this.#binder = new RelayBinder(
+      {
+        sessionId: this.#sessionId,
+        role: this.#role === "host" ? Role.Host : Role.Client,
+        lease: relay.lease,
+        sign: (message) =>
+          typeof relay.signingKey === "function"
+            ? relay.signingKey(message)
+            : backend.ed25519Sign(relay.signingKey, message),
+        random: this.#random,
+        send: (datagram) => this.#sendRaw(datagram, relay.port, relay.address),
+        onBound: (peerBound, observed) => {
+          // A replaced binder's late callbacks must not speak for the current relay.
+          if (this.#relay !== relay) return;
+          this.emit("relayBound", peerBound, observed);
+          if (peerBound) this.#core.relayReady(this.#clock.nowMs());
+        },
+        onFailed: (reason) => {
+          if (this.#relay === relay) this.emit("relayFailed", reason);
+        },
+        ...(this.#relayTiming !== undefined && { timing: this.#relayTiming }),
+      },
+      now,
+    );
   }
 
   /** The local socket address (a candidate to publish for the direct path). */

@@ -447,6 +447,52 @@ describe("peer link: relay path", () => {
     expect(client.activePath?.kind).toBe("direct");
   });
 
+  it("takes a relay assigned after the links started (direct unreachable) and establishes through it", async () => {
+    const sessionId = newSessionId();
+    const hostKeys = generateX25519KeyPair(nodeBackend, random);
+    const clientKeys = generateX25519KeyPair(nodeBackend, random);
+    const { address, port } = relay.node.udpAddress;
+    const assignment = (role: "host" | "client") => {
+      const cnf = ed25519Pair();
+      const lease = authority.lease({ kid: "lk1", aud: relay.node.relayId, sid: sessionId, role, cnf });
+      return { address, port, lease, signingKey: seed(cnf) };
+    };
+    // The host's socket is bound by the caller first (as the daemons do before publishing the port).
+    const socket = await new Promise<Socket>((resolve) => {
+      const s = createSocket("udp4");
+      s.bind(0, "127.0.0.1", () => resolve(s));
+    });
+    const reserved = socket.address().port;
+    const common = { sessionId, tickMs: 10, relayTiming: FAST_RELAY };
+    const host = await open("host", {
+      ...common,
+      socket,
+      staticKeyPair: hostKeys,
+      verifyRemoteStatic: is(clientKeys),
+    });
+    expect(host.localAddress.port).toBe(reserved);
+    // A candidate nobody answers on: the direct path cannot work.
+    const dead = await udp();
+    const client = await open("client", {
+      ...common,
+      bind: LOOPBACK,
+      staticKeyPair: clientKeys,
+      verifyRemoteStatic: is(hostKeys),
+      candidates: [{ address: "127.0.0.1", port: dead.address().port }],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(client.status).toBe("handshaking");
+    const hostUp = next(host, "established");
+    host.useRelay(assignment("host"));
+    client.useRelay(assignment("client"));
+    const [[info]] = await Promise.all([next<[{ path: unknown }]>(client, "established"), hostUp]);
+    expect(info.path).toEqual({ kind: "relay" });
+    const atHost = inbox(host);
+    client.send(message(Channel.Input, "late relay"));
+    await waitFor(() => atHost.length === 1, "data through the late relay");
+    expect(atHost[0]).toEqual({ channel: Channel.Input, text: "late relay" });
+  });
+
   it("re-presents its lease after a relay restart and resumes without a new session", async () => {
     const { host, client } = await relayPair();
     const atHost = inbox(host);
