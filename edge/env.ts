@@ -65,6 +65,11 @@ export interface EdgeConfig {
   readonly relayHeartbeatIntervalMs: number;
   /** The relay master public key, when set: lease-key certificates are then verified at upload. */
   readonly relayMasterPublicKey: Uint8Array | null;
+  /**
+   * The Cron Trigger rotates the token-signing keys once the current key is this old; 0 turns scheduled rotation
+   * off (refused in production). At least a day, so a rotation never retires a key still inside its grace period.
+   */
+  readonly keyRotationPeriodSecs: number;
 }
 
 export type ConfigResult =
@@ -77,6 +82,8 @@ const DEV_TOTP_KEYS = "dev-totp-1:ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0wMDAwMDA";
 const DEV_WRAP_KEYS = "dev-wrap-1:ZGV2ZWxvcG1lbnQtb25seS13cmFwLWtleS0wMDAwMDA";
 const DEV_KEY_MARK = "dev-";
 const DEV_LOG_HASH_KEY = "development-only-log-hash-key-not-secret";
+const KEY_ROTATION_DEFAULT_SECS = 30 * 86_400;
+const KEY_ROTATION_MIN_SECS = 86_400;
 
 const int = (fallback: number, min: number, max: number) =>
   z
@@ -121,6 +128,7 @@ const schema = z.object({
   WAVRY_MAX_BODY_BYTES: int(16 * 1024, 1024, 1024 * 1024),
   WAVRY_RELAY_HEARTBEAT_INTERVAL_MS: int(5000, 1000, 60_000),
   WAVRY_RELAY_MASTER_PUBLIC_KEY: z.string().max(100).optional(),
+  WAVRY_KEY_ROTATION_PERIOD_SECS: int(KEY_ROTATION_DEFAULT_SECS, 0, 365 * 86_400),
 });
 
 const cache = new WeakMap<object, ConfigResult>();
@@ -228,6 +236,16 @@ function validate(env: EdgeBindings): ConfigResult {
       "WAVRY_RELAY_MASTER_PUBLIC_KEY: must be the 32-byte Ed25519 key in base64url (`npm run wavry-admin -- master-keygen` prints it)",
     );
   }
+  const rotation = v.WAVRY_KEY_ROTATION_PERIOD_SECS;
+  if (rotation === 0 && production) {
+    problems.push(
+      "WAVRY_KEY_ROTATION_PERIOD_SECS: scheduled key rotation cannot be turned off in production",
+    );
+  } else if (rotation !== 0 && rotation < KEY_ROTATION_MIN_SECS) {
+    problems.push(
+      `WAVRY_KEY_ROTATION_PERIOD_SECS: at least ${KEY_ROTATION_MIN_SECS} (a day), or 0 (off) in development`,
+    );
+  }
   if (
     problems.length > 0 ||
     totpKeys === undefined ||
@@ -269,6 +287,7 @@ function validate(env: EdgeBindings): ConfigResult {
       maxBodyBytes: v.WAVRY_MAX_BODY_BYTES,
       relayHeartbeatIntervalMs: v.WAVRY_RELAY_HEARTBEAT_INTERVAL_MS,
       relayMasterPublicKey: masterKey,
+      keyRotationPeriodSecs: rotation,
     },
   };
 }

@@ -1,9 +1,19 @@
 import { createApp } from "./app.ts";
+import type { EdgeBindings } from "./env.ts";
+import { scheduled } from "./scheduled.ts";
 
 export { AuditLog } from "../durable/audit-log.ts";
 export { RateLimiter } from "../durable/rate-limiter.ts";
 export { RelayRegistry } from "../durable/relay-registry.ts";
 export { SignalingRoom } from "../durable/signaling-room.ts";
 
-/** The Worker entry: the Hono app's fetch handler, and the Durable Object classes wrangler binds. */
-export default createApp();
+const app = createApp();
+
+/**
+ * The Worker entry: the Hono app's fetch handler, the Cron Trigger's scheduled handler (key rotation), and the
+ * Durable Object classes wrangler binds.
+ */
+export default {
+  fetch: app.fetch,
+  scheduled,
+} satisfies ExportedHandler<EdgeBindings>;
