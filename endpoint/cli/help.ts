@@ -51,7 +51,7 @@ by looking it up among your own devices at the edge. The device id must derive f
 
 Shows the configuration, this device's id and fingerprint, the sign-in state, and whether the edge
 accepts this device (a device token by challenge and signature).`,
-  host: `Usage: wavry host [--source test|x11|clip] [--inject log|xdotool]
+  host: `Usage: wavry host [--source test|x11|clip] [--inject log|xdotool] [--relay-only]
 
 Shares this machine with a connecting peer until stopped (Ctrl-C): waits for session offers on the edge's
 signaling socket, checks the peer's key against the trust store, and streams video over the peer link
@@ -60,7 +60,8 @@ signaling socket, checks the peer's key against the trust store, and streams vid
 Options:
   --source KIND   test (default; an ffmpeg test pattern, or the shipped clip without ffmpeg), x11
                   (this X display, needs DISPLAY and ffmpeg with libx264) or clip (the shipped clip)
-  --inject KIND   log (default; prints the kind of each input event, never keys or positions) or xdotool (X11, needs DISPLAY)`,
+  --inject KIND   log (default; prints the kind of each input event, never keys or positions) or xdotool (X11, needs DISPLAY)
+  --relay-only    publish no direct address (this machine's addresses stay private); sessions go through a relay`,
   connect: `Usage: wavry connect DEVICE_ID [--path direct|relay] [--record file:PATH] [--duration N] [--no-viewer]
 
 Opens a session to a host device, checks its key against the trust store, and shows it in a local

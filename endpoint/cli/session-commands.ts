@@ -55,9 +55,14 @@ function logTo(io: CliIo): DaemonLog {
   return (line) => io.out(`${line}\n`);
 }
 
-/** `wavry host [--source test|x11|clip] [--inject log|xdotool]`. */
+/** `wavry host [--source test|x11|clip] [--inject log|xdotool] [--relay-only]`. */
 export async function hostCommand(io: CliIo, args: readonly string[]): Promise<void> {
-  const parsed = parseCommand("host", args, { source: { type: "string" }, inject: { type: "string" } }, 0);
+  const parsed = parseCommand(
+    "host",
+    args,
+    { source: { type: "string" }, inject: { type: "string" }, "relay-only": { type: "boolean" } },
+    0,
+  );
   const source = stringFlag(parsed, "source") ?? "test";
   const inject = stringFlag(parsed, "inject") ?? "log";
   if (!SOURCES.includes(source as SourceKind))
@@ -76,6 +81,7 @@ export async function hostCommand(io: CliIo, args: readonly string[]): Promise<v
       env: io.env,
       source: source as SourceKind,
       inject: inject as InjectKind,
+      relayOnly: parsed.flags["relay-only"] === true,
       lookupOwnDevice: ownDeviceLookup(config, edge),
       log: logTo(io),
       signal,

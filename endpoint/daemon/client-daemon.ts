@@ -1,15 +1,17 @@
+import type { Socket } from "node:dgram";
 import type { ServerMessageOf } from "../../protocol/signaling/messages.ts";
 import type { EndpointConfig } from "../config.ts";
 import type { EdgeClient } from "../edge-client/edge-client.ts";
 import type { DeviceIdentity } from "../identity/device-identity.ts";
 import { FileSink } from "../media/file-sink.ts";
 import { describePath } from "../peer-link/paths.ts";
-import { PeerLink, type RelayAssignment } from "../peer-link/peer-link.ts";
+import { PeerLink } from "../peer-link/peer-link.ts";
 import { ClientSession } from "../session/client-session.ts";
 import type { SignalingClient } from "../signaling/signaling-client.ts";
 import { TrustStore } from "../trust/trust-store.ts";
 import { startViewer, type Viewer } from "../viewer/viewer-server.ts";
 import {
+  bindUdpSocket,
   connectSignaling,
   type DaemonLog,
   localCandidates,
@@ -18,7 +20,6 @@ import {
   parseCandidates,
   pathKind,
   preparePeerVerifier,
-  reserveUdpPort,
   resolveRelayAddr,
   sessionIdBytes,
   sleep,
@@ -61,6 +62,8 @@ export interface ClientResult {
 
 const ANSWER_WAIT_MS = 20_000;
 const RELAY_WAIT_MS = 10_000;
+/** On the direct path: how long the direct candidates get alone before the client asks for a relay too. */
+const DIRECT_FALLBACK_MS = 2_000;
 const HANDSHAKE_WAIT_MS = 20_000;
 
 type Answer =
@@ -111,6 +114,9 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
   const relays = new Map<string, ServerMessageOf<"relay.assigned">>();
   let signaling: SignalingClient | null = null;
   let link: PeerLink | null = null;
+  let socket: Socket | null = null;
+  const offs: (() => void)[] = [];
+  let fallbackTimer: NodeJS.Timeout | undefined;
   let session: ClientSession | null = null;
   let viewer: Viewer | null = null;
   let sink: FileSink | null = null;
@@ -118,7 +124,9 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
     signaling = await connectSignaling(options.edge, identity, options.env, log);
     const channel = signaling;
     channel.on("relay.assigned", (assigned) => relays.set(assigned.sessionId, assigned));
-    const port = await reserveUdpPort();
+    // Bound before its port is published, and handed to the peer link: nobody can take the port in between.
+    socket = await bindUdpSocket();
+    const port = socket.address().port;
     channel.requestSession({
       to: options.hostId,
       candidates: options.path === "relay" ? [] : localCandidates(port),
@@ -152,7 +160,6 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       return result;
     }
 
-    let relay: RelayAssignment | undefined;
     if (options.path === "relay") {
       const assigned =
         relays.get(sessionId) ??
@@ -164,22 +171,60 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
         report({ result: "failed", reason: "relay_refused" });
         return result;
       }
-      const address = await resolveRelayAddr(assigned.relayAddr);
-      relay = { ...address, lease: assigned.lease, signingKey: (message) => identity.sign(message) };
+      relays.set(sessionId, assigned);
     }
     const candidates = options.path === "relay" ? [] : parseCandidates(accepted.candidates);
     const started = performance.now();
+    const bound = socket;
+    socket = null;
     link = await PeerLink.client({
       sessionId: sessionIdBytes(sessionId),
       staticKeyPair: identity.noiseStaticKeyPair(),
       verifyRemoteStatic: verifier.verify,
       candidates,
-      bind: { port },
-      ...(relay !== undefined && { relay }),
+      socket: bound,
     });
     const live = link;
     live.on("relayFailed", (reason) => log(`relay refused the lease (${reason})`));
+    // A relay can arrive at any time: asked for up front (--path relay) or as the direct path's fallback.
+    const useRelay = (assigned: ServerMessageOf<"relay.assigned">) => {
+      resolveRelayAddr(assigned.relayAddr).then(
+        (address) => {
+          live.useRelay({
+            ...address,
+            lease: assigned.lease,
+            signingKey: (message) => identity.sign(message),
+          });
+          log(`relay assigned for session ${sessionId}`);
+        },
+        () => log("the assigned relay's address could not be resolved"),
+      );
+    };
+    offs.push(
+      channel.on("relay.assigned", (assigned) => {
+        if (assigned.sessionId === sessionId) useRelay(assigned);
+      }),
+    );
+    const early = relays.get(sessionId);
+    if (early !== undefined) useRelay(early);
+    else if (options.path === "direct") {
+      // Direct first (DESIGN.md); when it has not worked in a moment (or there is nothing direct to try), the
+      // relay is asked for and tried alongside.
+      fallbackTimer = setTimeout(
+        () => {
+          if (live.status !== "handshaking") return;
+          log(
+            candidates.length === 0
+              ? "the host published no direct address; asking for a relay"
+              : "no direct path yet; asking for a relay",
+          );
+          channel.requestRelay({ sessionId });
+        },
+        candidates.length === 0 ? 0 : DIRECT_FALLBACK_MS,
+      );
+    }
     const established = await waitEstablished(live, HANDSHAKE_WAIT_MS, stop.signal);
+    clearTimeout(fallbackTimer);
     if (established === null) {
       const refusal = verifier.refusal();
       const reason =
@@ -233,6 +278,9 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
     return result;
   } finally {
     if (deadline !== null) clearTimeout(deadline);
+    clearTimeout(fallbackTimer);
+    for (const off of offs) off();
+    socket?.close();
     options.signal.removeEventListener("abort", onAbort);
     session?.close();
     if (sink !== null) {

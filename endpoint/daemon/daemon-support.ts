@@ -1,4 +1,4 @@
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import os from "node:os";
@@ -64,14 +64,17 @@ export async function connectSignaling(
   return client;
 }
 
-/** Binds a UDP port and releases it, so its number can be published before the peer link binds it. */
-export function reserveUdpPort(): Promise<number> {
+/**
+ * Binds the session's UDP socket before its port is published as a candidate; the peer link takes the socket
+ * over, so no other process can take the port in between.
+ */
+export function bindUdpSocket(): Promise<Socket> {
   const socket = createSocket("udp4");
   return new Promise((resolve, reject) => {
     socket.once("error", reject);
     socket.bind(0, "0.0.0.0", () => {
-      const { port } = socket.address();
-      socket.close(() => resolve(port));
+      socket.off("error", reject);
+      resolve(socket);
     });
   });
 }

@@ -14,6 +14,7 @@ import { HostSession } from "../session/host-session.ts";
 import type { SignalingClient } from "../signaling/signaling-client.ts";
 import { TrustStore } from "../trust/trust-store.ts";
 import {
+  bindUdpSocket,
   connectSignaling,
   type DaemonLog,
   localCandidates,
@@ -21,7 +22,6 @@ import {
   PeerKeyRefused,
   pathKind,
   preparePeerVerifier,
-  reserveUdpPort,
   resolveRelayAddr,
   sessionIdBytes,
   waitEstablished,
@@ -45,6 +45,8 @@ export interface HostDaemonOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly source: SourceKind;
   readonly inject: InjectKind;
+  /** Publish no direct address: every session goes through a relay (the client asks for one). */
+  readonly relayOnly?: boolean;
   /** For first contact with an unpinned client (development only). */
   readonly lookupOwnDevice: PeerKeyLookup;
   readonly log: DaemonLog;
@@ -52,8 +54,6 @@ export interface HostDaemonOptions {
   readonly signal: AbortSignal;
 }
 
-/** How long the host waits for its relay lease after accepting a session that wants one. */
-const RELAY_WAIT_MS = 10_000;
 /** How long the host waits for the client's handshake after accepting. */
 const HANDSHAKE_WAIT_MS = 20_000;
 
@@ -126,32 +126,38 @@ async function serve(
   const report = (outcome: Parameters<SignalingClient["reportSession"]>[0]["outcome"]) =>
     signaling.reportSession({ sessionId, outcome });
 
-  const port = await reserveUdpPort();
-  signaling.acceptSession({ sessionId, candidates: localCandidates(port) });
-  log(`session offered by ${offer.from}: accepted${offer.wantRelay ? "; waiting for the relay" : ""}`);
-
-  let relay: RelayAssignment | undefined;
-  if (offer.wantRelay) {
-    const assigned =
-      relays.get(sessionId) ??
-      (await signaling
-        .next("relay.assigned", RELAY_WAIT_MS, (event) => event.sessionId === sessionId)
-        .catch(() => undefined));
-    if (assigned === undefined) {
-      log("no relay was assigned; trying the direct path only");
-    } else {
-      const address = await resolveRelayAddr(assigned.relayAddr);
-      relay = { ...address, lease: assigned.lease, signingKey: (message) => identity.sign(message) };
-    }
-  }
-
+  // The link listens before its port is published, on the socket whose port is published.
+  const socket = await bindUdpSocket();
   const link = await PeerLink.host({
     sessionId: sessionIdBytes(sessionId),
     staticKeyPair: identity.noiseStaticKeyPair(),
     verifyRemoteStatic: verifier.verify,
-    bind: { port },
-    ...(relay !== undefined && { relay }),
+    socket,
   });
+  // A relay may be assigned at any time: with the offer (wantRelay), or later when the client falls back to one.
+  const useRelay = (assigned: ServerMessageOf<"relay.assigned">) => {
+    resolveRelayAddr(assigned.relayAddr).then(
+      (address) => {
+        const relay: RelayAssignment = {
+          ...address,
+          lease: assigned.lease,
+          signingKey: (message) => identity.sign(message),
+        };
+        link.useRelay(relay);
+        log(`relay assigned for session ${sessionId}`);
+      },
+      () => log(`the assigned relay's address could not be resolved`),
+    );
+  };
+  const offRelay = signaling.on("relay.assigned", (assigned) => {
+    if (assigned.sessionId === sessionId) useRelay(assigned);
+  });
+  const early = relays.get(sessionId);
+  if (early !== undefined) useRelay(early);
+  const candidates = options.relayOnly === true ? [] : localCandidates(link.localAddress.port);
+  signaling.acceptSession({ sessionId, candidates });
+  log(`session offered by ${offer.from}: accepted${offer.wantRelay ? "; waiting for the relay" : ""}`);
+
   let session: HostSession | null = null;
   let injector: InputInjector | null = null;
   try {
@@ -183,6 +189,7 @@ async function serve(
     });
     log(`session ended (${reason}); ${session.stats.framesSent} frames sent`);
   } finally {
+    offRelay();
     await session?.close();
     await injector?.close();
     await link.close();

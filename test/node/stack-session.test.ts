@@ -50,11 +50,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function session(sessionPath: "direct" | "relay") {
-  const recordPath = path.join(dir, `${sessionPath}.h264`);
+async function session(
+  sessionPath: "direct" | "relay",
+  expected: { path: "direct" | "relay"; hostArgs?: string[]; name?: string } = { path: sessionPath },
+) {
+  const recordPath = path.join(dir, `${expected.name ?? sessionPath}.h264`);
   const lines: string[] = [];
   const pair = await startSessionPair(stack, {
     path: sessionPath,
+    ...(expected.hostArgs !== undefined && { hostArgs: expected.hostArgs }),
     viewer: false,
     durationSecs: 6,
     recordPath,
@@ -65,7 +69,7 @@ async function session(sessionPath: "direct" | "relay") {
   await pair.stop();
   const log = lines.join("\n");
   expect(code, log).toBe(0);
-  expect(pair.sessionPath(), log).toBe(sessionPath);
+  expect(pair.sessionPath(), log).toBe(expected.path);
   expect(log).toMatch(/\[host\] .*session established/);
   const recorded = Number(/recorded=(\d+)/.exec(log)?.[1] ?? "0");
   expect(recorded, log).toBeGreaterThan(0);
@@ -88,6 +92,7 @@ async function session(sessionPath: "direct" | "relay") {
   expect(frames).toBeGreaterThan(0);
   // One access unit is one picture; allow a little slack for a unit cut at the end of the run.
   expect(Math.abs(frames - recorded)).toBeLessThanOrEqual(Math.max(2, recorded * 0.05));
+  return log;
 }
 
 describe("npm start: host and client through the dev stack", () => {
@@ -97,5 +102,13 @@ describe("npm start: host and client through the dev stack", () => {
 
   it("streams through the relay into a recording ffmpeg decodes", async () => {
     await session("relay");
+  }, 40_000);
+
+  it("falls back to a relay assigned mid-session when the host publishes no direct address", async () => {
+    // The client asks for the direct path; the host (--relay-only) offers none, so the client asks for a relay
+    // after accepting, and both sides take the relay that signaling assigns after their links started.
+    const log = await session("direct", { path: "relay", hostArgs: ["--relay-only"], name: "fallback" });
+    expect(log).toMatch(/\[connect\] .*asking for a relay/);
+    expect(log).toMatch(/\[host\] .*relay assigned/);
   }, 40_000);
 });
