@@ -238,6 +238,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       },
     );
     const vars: Record<string, string> = {
+      // A var, not .dev.vars: with [secrets] required in wrangler.toml, wrangler dev reads only secrets from there.
+      WAVRY_ENVIRONMENT: "development",
       WAVRY_ISSUER: edgeUrl,
       WAVRY_ALLOWED_ORIGINS: edgeUrl,
       WAVRY_RELAY_MASTER_PUBLIC_KEY: master.x,

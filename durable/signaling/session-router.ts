@@ -1,4 +1,5 @@
 import type { EdgeBindings } from "../../edge/env.ts";
+import { type LogFields, logEvent } from "../../edge/log.ts";
 import { base64urlDecode, base64urlEncode } from "../../edge/security/tokens-util.ts";
 import type { RelayAssignment, RelayPeer } from "../../edge/services/relay-assignment.ts";
 import {
@@ -99,9 +100,9 @@ const msg = <M extends ServerMessage>(m: M): M => m;
 /** `id` echoed only when the request had one (exactOptionalPropertyTypes: never `id: undefined`). */
 const echo = (id: string | null | undefined) => (id === undefined || id === null ? {} : { id });
 
-function log(event: string, fields: Record<string, string | number | boolean>): void {
-  // Metrics only: never a key, ticket, candidate or other payload.
-  console.log(JSON.stringify({ component: "signaling", event, ...fields }));
+function log(event: string, outcome: string, fields: LogFields): void {
+  // Ids, codes and counts only: never a key, ticket, candidate, lease or other payload.
+  logEvent(outcome === "failed" ? "warn" : "info", "signaling", event, outcome, fields);
 }
 
 /** Handles one validated message from a socket of this room's device. */
@@ -390,7 +391,11 @@ async function assignAndDeliver(
   try {
     assignment = await port.assignRelay({ sessionId: sessionBytes, region: record.region, peers });
   } catch (error) {
-    log("relay_assignment_error", { error: error instanceof Error ? error.name : "non-error" });
+    log("relay_assignment", "failed", {
+      sessionId: record.sessionId,
+      deviceId: port.deviceId,
+      error: error instanceof Error ? error.name : "non-error",
+    });
     assignment = null;
   }
   const mine = assignment?.leases.find((l) => l.deviceId === port.deviceId && l.role === record.role);
@@ -436,7 +441,9 @@ async function report(port: RoomPort, reply: Reply, m: ClientMessageOf<"session.
     handshakeMs,
   });
   // One line per report feeds the "handshake failure surge" alert (DESIGN.md: Monitoring).
-  log("session_report", {
+  log("session_report", outcome.result, {
+    sessionId: m.sessionId,
+    deviceId: port.deviceId,
     role: record.role,
     result: outcome.result,
     detail,

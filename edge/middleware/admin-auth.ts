@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError, renderError } from "../errors.ts";
+import { logEvent } from "../log.ts";
 import { keyedHash } from "../security/keyed-hash.ts";
 import { sha256Hex } from "../security/tokens-util.ts";
 import type { AuditEntry } from "../services/audit.ts";
@@ -57,6 +58,15 @@ export function auditAdmin(): MiddlewareHandler<AppEnv> {
       addressHash: address === null ? null : await keyedHash(c.get("config").logHashKey, address),
       detail: (c.get("auditDetail") as string | undefined) ?? null,
     };
+    if (status >= 400) {
+      logEvent("warn", "admin", "admin_request", "refused", {
+        requestId: entry.requestId,
+        adminTokenId: entry.actor,
+        errorCode: entry.reason,
+        status,
+        clientAddress: address,
+      });
+    }
     try {
       const log = c.env.AUDIT_LOG.get(c.env.AUDIT_LOG.idFromName("audit"));
       await log.append(entry);

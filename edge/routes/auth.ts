@@ -6,6 +6,7 @@ import type { RandomSource } from "../../protocol/crypto/backend.ts";
 import type { AppEnv } from "../app-env.ts";
 import { users } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { type LogFields, logEvent } from "../log.ts";
 import { requireUser, userIdOf } from "../middleware/auth.ts";
 import { readJson } from "../middleware/body.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
@@ -62,6 +63,23 @@ const refreshBody = z.object({ refreshToken: refreshField });
 const logoutBody = z.object({ refreshToken: refreshField.optional() });
 
 const invalidCredentials = () => new ApiError(401, "unauthorized", "invalid email or password");
+
+/**
+ * One `auth` line per account event (login, register, refresh): the request id, the client address and, where
+ * known, the user id and the email, which the log helper turns into keyed hashes. Never the password or a code.
+ */
+function logAuth(
+  c: Context<AppEnv>,
+  event: string,
+  outcome: "ok" | "failed" | "refused",
+  fields: LogFields,
+): void {
+  logEvent(outcome === "ok" ? "info" : "warn", "auth", event, outcome, {
+    requestId: c.get("requestId"),
+    clientAddress: c.get("clientAddress"),
+    ...fields,
+  });
+}
 
 function tokenResponse(c: Context<AppEnv>, tokens: SessionTokens): Response {
   return c.json(
@@ -123,8 +141,11 @@ export function authRoutes(): Hono<AppEnv> {
       })
       .onConflictDoNothing({ target: users.email })
       .run();
-    if (inserted.meta.changes !== 1)
+    if (inserted.meta.changes !== 1) {
+      logAuth(c, "register", "refused", { email, reason: "conflict" });
       throw new ApiError(409, "conflict", "an account with this email already exists");
+    }
+    logAuth(c, "register", "ok", { userId, email });
     return c.json({ userId }, 201);
   });
 
@@ -149,6 +170,7 @@ export function authRoutes(): Hono<AppEnv> {
       .get();
     if (user !== undefined && user.lockedUntil > now) {
       const retryAfter = Math.max(1, Math.ceil((user.lockedUntil - now) / 1000));
+      logAuth(c, "login", "refused", { userId: user.id, email, reason: "locked" });
       throw new ApiError(429, "rate_limited", "too many failed logins; the account is locked for a while", {
         "Retry-After": String(retryAfter),
       });
@@ -158,11 +180,13 @@ export function authRoutes(): Hono<AppEnv> {
     if (user === undefined || !passwordOk) {
       if (user !== undefined) await recordLoginFailure(c.env.DB, config, user.id, now);
       await recordAddressFailure(c);
+      logAuth(c, "login", "failed", { userId: user?.id ?? null, email, reason: "password" });
       throw invalidCredentials();
     }
     if (user.status !== "active") {
       // The right password of a suspended account: make sure nothing it holds still works.
       await revokeAllUserSessions(c.env.DB, user.id, "suspended", now);
+      logAuth(c, "login", "refused", { userId: user.id, email, reason: "suspended" });
       throw new ApiError(403, "forbidden", "account suspended");
     }
     if (user.totpSecret !== null) {
@@ -178,12 +202,14 @@ export function authRoutes(): Hono<AppEnv> {
       if (!ok) {
         await recordLoginFailure(c.env.DB, config, user.id, now);
         await recordAddressFailure(c);
+        logAuth(c, "login", "failed", { userId: user.id, email, reason: "totp" });
         throw new ApiError(401, "unauthorized", TOTP_INVALID_MESSAGE);
       }
     }
     // The account's failure count resets; the address's failure budget does not: an attacker who owns one account
     // must not refill the budget it spends guessing other accounts' passwords.
     await clearLoginFailures(c.env.DB, user.id, now);
+    logAuth(c, "login", "ok", { userId: user.id, email });
     return tokenResponse(c, await createSession(c.env.DB, config, user.id, now));
   });
 
@@ -191,6 +217,10 @@ export function authRoutes(): Hono<AppEnv> {
     const { refreshToken } = await readJson(c, refreshBody);
     const result = await rotateRefreshToken(c.env.DB, c.get("config"), refreshToken, Date.now());
     if (!result.ok) {
+      // A reused refresh token revoked its whole family: the sign of a stolen token (SECURITY.md).
+      logAuth(c, result.reason === "reuse" ? "refresh_reuse" : "refresh", "failed", {
+        reason: result.reason,
+      });
       throw new ApiError(401, "invalid_token", "invalid or expired refresh token", {
         "WWW-Authenticate": 'Bearer error="invalid_token"',
       });

@@ -9,6 +9,7 @@ import {
 } from "../../protocol/identity/device-proofs.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
+import { logEvent } from "../log.ts";
 import { requireDevice, requireUser, userIdOf } from "../middleware/auth.ts";
 import { readJson } from "../middleware/body.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
@@ -112,7 +113,8 @@ function checkEnrollment(body: EnrollmentFields, userIdOrCode: string, now: numb
   };
 }
 
-function enrolled(c: Context<AppEnv>, device: NewDevice) {
+function enrolled(c: Context<AppEnv>, device: NewDevice, by: "user" | "code") {
+  logEvent("info", "devices", "enroll", "ok", { requestId: c.get("requestId"), deviceId: device.id, by });
   const x = base64urlDecode(device.x25519PublicKey) ?? new Uint8Array(0);
   const ed = base64urlDecode(device.ed25519PublicKey) ?? new Uint8Array(0);
   return c.json({ deviceId: device.id, fingerprint: deviceFingerprint(x, ed) }, 201);
@@ -125,8 +127,11 @@ function pathDeviceId(c: Context<AppEnv>): string {
   return id;
 }
 
-const tokenFailure = () =>
-  new ApiError(401, "unauthorized", "invalid, used or expired challenge, or bad signature");
+/** The one answer for every failed device-token exchange; the log line says which step failed. */
+const tokenFailure = (c: Context<AppEnv>, reason: "signature_encoding" | "challenge" | "signature") => {
+  logEvent("warn", "devices", "device_token", "failed", { requestId: c.get("requestId"), reason });
+  return new ApiError(401, "unauthorized", "invalid, used or expired challenge, or bad signature");
+};
 
 /**
  * Device routes, mounted at /v1/devices: enrollment (by a signed-in user or a one-time code), challenge/response
@@ -142,7 +147,7 @@ export function deviceRoutes(): Hono<AppEnv> {
     const now = Date.now();
     const device = checkEnrollment(body, userId, now);
     await enrollForUser(c.env.DB, userId, device, now);
-    return enrolled(c, device);
+    return enrolled(c, device, "user");
   });
 
   app.get("/", requireUser(), async (c) => {
@@ -166,7 +171,7 @@ export function deviceRoutes(): Hono<AppEnv> {
       const now = Date.now();
       const device = checkEnrollment(body, code, now);
       await enrollWithCode(c.env.DB, await sha256Hex(code), device, now);
-      return enrolled(c, device);
+      return enrolled(c, device, "code");
     },
   );
 
@@ -178,16 +183,17 @@ export function deviceRoutes(): Hono<AppEnv> {
   app.post("/token", tokenLimit, async (c) => {
     const body = await readJson(c, TokenBody);
     const signatureBytes = base64urlDecode(body.signature);
-    if (signatureBytes === null) throw tokenFailure();
+    if (signatureBytes === null) throw tokenFailure(c, "signature_encoding");
     const now = Date.now();
     const redeemed = await redeemChallenge(c.env.DB, body.challengeId, now);
-    if (redeemed === null) throw tokenFailure();
+    if (redeemed === null) throw tokenFailure(c, "challenge");
     const message = tokenChallengeMessage({
       challengeId: body.challengeId,
       challenge: redeemed.challenge,
       deviceId: redeemed.deviceId,
     });
-    if (!nobleBackend.ed25519Verify(redeemed.ed25519PublicKey, message, signatureBytes)) throw tokenFailure();
+    if (!nobleBackend.ed25519Verify(redeemed.ed25519PublicKey, message, signatureBytes))
+      throw tokenFailure(c, "signature");
     const config = c.get("config");
     const issued = await issueToken(
       c.env.DB,
@@ -199,6 +205,11 @@ export function deviceRoutes(): Hono<AppEnv> {
       now,
     );
     await touchDevice(c.env.DB, redeemed.deviceId, now);
+    logEvent("info", "devices", "device_token", "ok", {
+      requestId: c.get("requestId"),
+      deviceId: redeemed.deviceId,
+      userId: redeemed.userId,
+    });
     return c.json({ accessToken: issued.token, expiresIn: config.accessTokenTtlSecs, tokenType: "Bearer" });
   });
 
