@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type EdgeBindings, loadConfig } from "../edge/env.ts";
 import { errorBody } from "../edge/errors.ts";
+import { type LogFields, logEvent, useLogHashKey } from "../edge/log.ts";
 import { assignRelay } from "../edge/services/relay-assignment.ts";
 import { isDeviceId } from "../protocol/identity/device-id.ts";
 import {
@@ -85,6 +86,7 @@ export class SignalingRoom extends DurableObject<EdgeBindings> {
 
   constructor(ctx: DurableObjectState, env: EdgeBindings) {
     super(ctx, env);
+    useLogHashKey(env);
     this.#store = new RoomStore(ctx.storage.sql);
     // Answered by the runtime without waking the room; the alarm reads the answer's time for the idle check.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(AUTO_PING_TEXT, AUTO_PONG_TEXT));
@@ -148,7 +150,10 @@ export class SignalingRoom extends DurableObject<EdgeBindings> {
         screened.message,
       );
     } catch (error) {
-      log("handler_error", { error: error instanceof Error ? error.name : "non-error" });
+      log("message", "failed", {
+        deviceId: state.deviceId,
+        error: error instanceof Error ? error.name : "non-error",
+      });
       this.#refuse(ws, this.#state(ws) ?? state, "internal", "the edge failed; try again", ref);
     }
   }
@@ -212,7 +217,7 @@ export class SignalingRoom extends DurableObject<EdgeBindings> {
       standing = await deviceStanding(this.env.DB, deviceId);
     } catch (error) {
       // D1 unreachable: try again next round. Revocation itself disconnects at once; this check is the backstop.
-      log("revalidate_failed", { error: error instanceof Error ? error.name : "non-error" });
+      log("revalidate", "failed", { deviceId, error: error instanceof Error ? error.name : "non-error" });
       return;
     }
     for (const ws of this.#open()) {
@@ -274,7 +279,7 @@ export class SignalingRoom extends DurableObject<EdgeBindings> {
     this.#store.clearTickets();
     this.ctx.storage.kv.delete(REVALIDATE_KEY);
     await abandonSessions(this.#port(deviceId), "all");
-    log("disconnected", { reason, sockets: sockets.length });
+    log("disconnect", "ok", { deviceId, reason, sockets: sockets.length });
     return sockets.length;
   }
 
@@ -386,7 +391,7 @@ export class SignalingRoom extends DurableObject<EdgeBindings> {
   #close(ws: WebSocket, state: SocketState | null, code: number, reason: string, counter: string): void {
     this.#store.count(`closed.${counter}`);
     if (counter !== "idle_timeout" && counter !== "first_message_timeout")
-      log("socket_closed", { why: counter });
+      log("socket", "closed", { deviceId: state?.deviceId ?? null, why: counter });
     try {
       ws.close(code, reason);
     } catch {
@@ -465,6 +470,6 @@ function readIdentity(
   return { deviceId, userId, socketId, address, auth };
 }
 
-function log(event: string, fields: Record<string, string | number>): void {
-  console.log(JSON.stringify({ component: "signaling-room", event, ...fields }));
+function log(event: string, outcome: string, fields: LogFields): void {
+  logEvent(outcome === "failed" ? "warn" : "info", "signaling-room", event, outcome, fields);
 }

@@ -6,6 +6,7 @@ import { addressBlock } from "./middleware/address-block.ts";
 import { configGuard } from "./middleware/config-guard.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { requestContext, resolveClientAddress } from "./middleware/request-context.ts";
+import { requestLog } from "./middleware/request-log.ts";
 import { securityHeaders } from "./middleware/security-headers.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -22,6 +23,7 @@ import { signalRoutes } from "./routes/signal.ts";
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", requestContext());
+  app.use("*", requestLog());
   app.use("*", securityHeaders());
   app.use("*", configGuard());
   app.use("*", resolveClientAddress());

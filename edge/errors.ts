@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { logEvent } from "./log.ts";
 
 /**
  * The closed set of error codes the API returns, as `{ "error": { "code", "message" } }`.
@@ -61,13 +62,9 @@ export function renderError(error: unknown, c: Context): Response {
   }
   // Operators get the error class and message in the log (never returned to the client); request bodies, tokens
   // and secrets are not part of either.
-  console.error(
-    JSON.stringify({
-      component: "edge",
-      event: "internal_error",
-      requestId: c.get("requestId") ?? null,
-      error: error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : "non-error thrown",
-    }),
-  );
+  logEvent("error", "edge", "internal_error", "failed", {
+    requestId: c.get("requestId") ?? null,
+    error: error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : "non-error thrown",
+  });
   return c.json(errorBody("internal", "internal error"), 500);
 }

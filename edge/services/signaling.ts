@@ -1,6 +1,7 @@
 import { type DisconnectReason, deviceRoom } from "../../durable/signaling/rooms.ts";
 import { isDeviceId } from "../../protocol/identity/device-id.ts";
 import type { EdgeBindings, EdgeConfig } from "../env.ts";
+import { type LogFields, logEvent } from "../log.ts";
 import { randomToken } from "../security/tokens-util.ts";
 
 /**
@@ -47,8 +48,8 @@ export function signalUrl(config: Pick<EdgeConfig, "issuer" | "environment">): s
   return url.toString();
 }
 
-function log(event: string, fields: Record<string, string | number>): void {
-  console.log(JSON.stringify({ component: "signaling", event, ...fields }));
+function logFailure(fields: LogFields): void {
+  logEvent("warn", "signaling", "disconnect", "failed", fields);
 }
 
 /**
@@ -65,7 +66,7 @@ export async function disconnectDevice(
   try {
     return await deviceRoom(env, deviceId).disconnect(deviceId, reason);
   } catch (error) {
-    log("disconnect_failed", { reason, error: error instanceof Error ? error.name : "non-error" });
+    logFailure({ reason, deviceId, error: error instanceof Error ? error.name : "non-error" });
     return null;
   }
 }
@@ -86,7 +87,7 @@ export async function disconnectUser(
     const closed = await Promise.all(results.map((row) => disconnectDevice(env, row.id, reason)));
     return closed.some((n) => n === null) ? null : closed.reduce<number>((sum, n) => sum + (n ?? 0), 0);
   } catch (error) {
-    log("disconnect_failed", { reason, error: error instanceof Error ? error.name : "non-error" });
+    logFailure({ reason, userId, error: error instanceof Error ? error.name : "non-error" });
     return null;
   }
 }
