@@ -49,6 +49,11 @@ export interface RelayConfig {
   readonly masterPublicKey: Uint8Array | null;
   /** Development only: leases are not verified (refused in production). */
   readonly insecureDev: boolean;
+  /**
+   * Keys the hashes of peer addresses in the log (`WAVRY_RELAY_LOG_HASH_KEY`); null means a random key per process,
+   * so hashes cannot be matched across restarts or with other relays.
+   */
+  readonly logHashKey: string | null;
   readonly limits: RelayLimits;
   /** Settings that are allowed but unusual (logged at start). */
   readonly warnings: readonly string[];
@@ -106,6 +111,11 @@ const schema = z.object({
     .string({ message: "required (a region name such as eu-west)" })
     .regex(/^[a-z0-9-]{1,32}$/, "must be 1-32 characters of a-z, 0-9 and -"),
   WAVRY_RELAY_MASTER_PUBLIC_KEY: z.string().max(200).optional(),
+  WAVRY_RELAY_LOG_HASH_KEY: z
+    .string()
+    .min(32, "must be 32 to 512 characters (a random secret)")
+    .max(512, "must be 32 to 512 characters (a random secret)")
+    .optional(),
   WAVRY_RELAY_INSECURE_DEV: z
     .enum(["0", "1"], { message: "must be 0 or 1" })
     .optional()
@@ -210,6 +220,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       region: v.WAVRY_RELAY_REGION,
       masterPublicKey,
       insecureDev: v.WAVRY_RELAY_INSECURE_DEV,
+      logHashKey: v.WAVRY_RELAY_LOG_HASH_KEY ?? null,
       limits: {
         maxSessions: v.WAVRY_RELAY_MAX_SESSIONS,
         ipPacketsPerSec: v.WAVRY_RELAY_IP_PACKETS_PER_SEC,

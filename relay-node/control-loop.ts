@@ -166,7 +166,7 @@ export class ControlLoop {
     if (event !== "edge_heartbeat" || !wasConnected) {
       this.options.log.log("info", event, "ok", {
         state: response.state,
-        leaseKeys: response.leaseKeys.length,
+        leaseKeyCount: response.leaseKeys.length,
       });
     }
   }

@@ -117,6 +117,9 @@ export class Handshakes {
     session.lastActivityMs = nowMs;
     this.deps.stats.leasesAccepted++;
     this.deps.log.log("info", "lease_present", "accepted", {
+      // The signaling session id (base64url of the same 16 bytes), so the line joins the edge's session lines.
+      sessionId: Buffer.from(sid).toString("base64url"),
+      peerAddr: address,
       action: decision.kind,
       role: host ? "host" : "client",
       peerBound: otherLive,

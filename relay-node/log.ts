@@ -1,29 +1,45 @@
+import { randomBytes } from "node:crypto";
+import { utf8 } from "../protocol/bytes.ts";
+import { formatLogLine, type LogFields, type LogLevel, type LogValue } from "../protocol/log/log-line.ts";
 import type { Clock } from "./clock.ts";
 
 /**
  * Structured JSON log lines, one object a line: `ts`, `level`, `component: "relay"`, `event`, `outcome`, then the
- * fields. Callers pass only what an operator needs: never keys, tokens, leases or payloads, and addresses only
- * where an incident needs them (the monitoring issue replaces them with keyed hashes).
+ * fields, all through the shared redaction helper (protocol/log/): secret-named fields are redacted, address fields
+ * (`peer` addresses, `remote`, `addr`…) and any IP address inside a text become keyed hashes `h:<hex>`, and
+ * secret-shaped text (tokens, leases, keys) is scanned out of every value. Callers still pass only what an operator
+ * needs: never keys, tokens, leases or payloads.
  */
-export type LogLevel = "info" | "warn" | "error";
-/** A log field value: scalars only, so nothing nested (a key object, a buffer) slips in. */
-export type LogValue = string | number | boolean | null;
-/** Fields of one log line. */
-export type LogFields = Readonly<Record<string, LogValue>>;
+export type { LogFields, LogLevel, LogValue };
 
 /** Writes one line for `event` with its `outcome`. */
 export interface Logger {
   log(level: LogLevel, event: string, outcome: string, fields?: LogFields): void;
 }
 
-/** A logger writing JSON lines through `write` (stdout in `wavry-relay`). */
-export function jsonLogger(write: (line: string) => void, clock: Clock): Logger {
+/**
+ * The key of this process when `WAVRY_RELAY_LOG_HASH_KEY` is not set: random, so the hashes of one run cannot be
+ * matched with those of another run or another relay (nor reversed by anyone reading the logs).
+ */
+const processKey: Uint8Array = new Uint8Array(randomBytes(32));
+
+/**
+ * A logger writing JSON lines through `write` (stdout in `wavry-relay`). `hashKey` is the configured
+ * `WAVRY_RELAY_LOG_HASH_KEY`; null or absent means the random per-process key.
+ */
+export function jsonLogger(
+  write: (line: string) => void,
+  clock: Clock,
+  hashKey: string | null = null,
+): Logger {
+  const key = hashKey === null ? processKey : utf8(hashKey);
   return {
     log(level, event, outcome, fields) {
-      const fixed = { ts: new Date(clock.nowMs()).toISOString(), level, component: "relay", event, outcome };
-      // Spread twice: the fixed keys print first, and a field can never overwrite them.
-      const line = { ...fixed, ...fields, ...fixed };
-      write(`${JSON.stringify(line)}\n`);
+      const line = formatLogLine(
+        { timeMs: clock.nowMs(), level, component: "relay", event, outcome, ...(fields && { fields }) },
+        key,
+      );
+      write(`${line}\n`);
     },
   };
 }

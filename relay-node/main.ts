@@ -9,7 +9,9 @@ import { KeyFileError } from "./identity.ts";
 import { jsonLogger } from "./log.ts";
 import { RelayStartError, startRelayNode } from "./relay-node.ts";
 
-const log = jsonLogger((line) => process.stdout.write(line), systemClock);
+const write = (line: string) => process.stdout.write(line);
+/** Until the configuration is read, lines hash addresses with the random per-process key. */
+let log = jsonLogger(write, systemClock);
 
 async function main(): Promise<number> {
   const result = loadConfig(process.env);
@@ -17,6 +19,7 @@ async function main(): Promise<number> {
     for (const problem of result.problems) log.log("error", "config", "refused", { problem });
     return 2;
   }
+  log = jsonLogger(write, systemClock, result.config.logHashKey);
   let node: Awaited<ReturnType<typeof startRelayNode>>;
   try {
     node = await startRelayNode({ config: result.config, log });

@@ -248,10 +248,13 @@ export async function startRelayNode(options: RelayNodeOptions): Promise<RelayNo
   }, options.sweepIntervalMs ?? 1000);
   sweep.unref();
   control.start();
+  // The listen addresses go through the log helper like every address (hashed); the ports stay readable.
   log.log("info", "relay_start", "listening", {
     relayId: identity.relayId,
     udp: `${udpAddress.address}:${udpAddress.port}`,
+    udpPort: udpAddress.port,
     health: `${health.address.address}:${health.address.port}`,
+    healthPort: health.address.port,
     insecureDev: config.insecureDev,
   });
 

@@ -204,9 +204,10 @@ describe("wavry-relay (relay-node/main.ts) as a process", () => {
     const start = output
       .split("\n")
       .filter((line) => line.includes('"event":"relay_start"'))
-      .map((line) => JSON.parse(line) as { health: string });
-    const health = start[0]?.health ?? "";
-    expect((await fetch(`http://${health}/ready`)).status).toBe(200);
+      .map((line) => JSON.parse(line) as { healthPort: number });
+    // The log hashes addresses (the relay's own included); the port is plain, and the harness binds loopback.
+    const healthPort = start[0]?.healthPort ?? 0;
+    expect((await fetch(`http://127.0.0.1:${healthPort}/ready`)).status).toBe(200);
     child.kill("SIGTERM");
     const { code, out } = await done;
     expect(code).toBe(0);
