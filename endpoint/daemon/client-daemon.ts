@@ -21,6 +21,7 @@ import {
   pathKind,
   preparePeerVerifier,
   resolveRelayAddr,
+  sasLine,
   sessionIdBytes,
   sleep,
   waitEstablished,
@@ -240,6 +241,7 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
     log(
       `session established with ${accepted.host} via ${describePath(established.path)} in ${handshakeMs} ms`,
     );
+    log(sasLine(established.handshakeHash));
     live.on("pathChanged", (path) => log(`path changed to ${describePath(path)}`));
 
     if (options.recordPath !== undefined) {

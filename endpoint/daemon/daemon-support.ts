@@ -2,6 +2,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import os from "node:os";
+import { formatShortAuthString, shortAuthString } from "../../protocol/identity/sas.ts";
 import { SIGNAL_LIMITS } from "../../protocol/signaling/messages.ts";
 import type { EndpointConfig } from "../config.ts";
 import { DeviceTokenSource, type EdgeClient } from "../edge-client/edge-client.ts";
@@ -229,6 +230,14 @@ export async function preparePeerVerifier(options: {
     },
     refusal: () => refused,
   };
+}
+
+/**
+ * The short authentication string of an established session, for the users to compare by eye (both sides show
+ * the same six digits only if no one sits in the middle): optional confirmation of a first pairing.
+ */
+export function sasLine(handshakeHash: Uint8Array): string {
+  return `short authentication string: ${formatShortAuthString(shortAuthString(handshakeHash))} (the peer shows the same digits)`;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

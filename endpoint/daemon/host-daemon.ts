@@ -23,6 +23,7 @@ import {
   pathKind,
   preparePeerVerifier,
   resolveRelayAddr,
+  sasLine,
   sessionIdBytes,
   waitEstablished,
 } from "./daemon-support.ts";
@@ -171,6 +172,7 @@ async function serve(
     const handshakeMs = Math.min(Math.round(established.handshakeMs), 600_000);
     report({ result: "established", path: pathKind(established.path), handshakeMs });
     log(`session established with ${offer.from} via ${describePath(established.path)} in ${handshakeMs} ms`);
+    log(sasLine(established.handshakeHash));
     link.on("pathChanged", (path) => log(`path changed to ${describePath(path)}`));
 
     injector = await makeInjector(options.inject, options.env, log);

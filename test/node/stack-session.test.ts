@@ -74,6 +74,11 @@ async function session(
   expect(code, log).toBe(0);
   expect(pair.sessionPath(), log).toBe(expected.path);
   expect(log).toMatch(/\[host\] .*session established/);
+  // Both sides show the same short authentication string (nobody in the middle of this handshake).
+  const sas = (who: string) =>
+    new RegExp(`\\[${who}\\] .*short authentication string: (\\d{3} \\d{3})`).exec(log)?.[1];
+  expect(sas("host"), log).toMatch(/^\d{3} \d{3}$/);
+  expect(sas("connect")).toBe(sas("host"));
   const recorded = Number(/recorded=(\d+)/.exec(log)?.[1] ?? "0");
   expect(recorded, log).toBeGreaterThan(0);
   expect(statSync(recordPath).size).toBeGreaterThan(0);
