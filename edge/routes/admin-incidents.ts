@@ -25,8 +25,11 @@ export const INCIDENT_LIMITS = {
 } as const;
 
 export const INCIDENT_SEVERITIES = ["critical", "high", "medium", "low"] as const;
-/** Alert ids come from the Monitor Durable Object; only their shape is checked here. */
-export const ALERT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * Alert ids come from the Monitor Durable Object (`alr_…`); only their shape is checked here, so an incident can
+ * name an alert the Monitor has since pruned.
+ */
+export const ALERT_ID_PATTERN = /^alr_[A-Za-z0-9_-]{1,40}$/;
 const INCIDENT_ID_PATTERN = /^inc_[A-Za-z0-9_-]{1,40}$/;
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));

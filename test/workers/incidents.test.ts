@@ -156,6 +156,7 @@ describe("incidents", () => {
       ["/v1/admin/incidents/not-an-id/entries", { text: "x" }, 404],
       [`/v1/admin/incidents/${id}/links`, { type: "audit", seq: 999_999_999 }, 404],
       [`/v1/admin/incidents/${id}/links`, { type: "alert", id: "bad id!" }, 400],
+      [`/v1/admin/incidents/${id}/links`, { type: "alert", id: "not_an_alert" }, 400],
       [`/v1/admin/incidents/${id}/links`, { type: "device", id: "d_1" }, 400],
       [`/v1/admin/incidents/${id}/entries`, { text: "x".repeat(INCIDENT_LIMITS.textChars + 1) }, 400],
       [`/v1/admin/incidents/${id}/entries`, { text: "   " }, 400],
