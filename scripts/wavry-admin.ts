@@ -120,6 +120,24 @@ async function certifyLeaseKey(args: string[]): Promise<void> {
   if (!(days >= 1 && days <= MAX_CERT_DAYS)) {
     throw new UsageError(`--days must be a whole number from 1 to ${MAX_CERT_DAYS}`);
   }
+  const certificate = await signLeaseKeyCertificate(
+    loadMasterKey(file),
+    kid,
+    leasePublicKey,
+    days,
+    Date.now(),
+  );
+  process.stdout.write(`${certificate}\n`);
+  process.stderr.write(
+    `certified ${kid} for ${days} days; upload it: POST /v1/admin/lease-keys/${kid}/certificate {"certificate": ...}\n`,
+  );
+}
+
+/**
+ * Reads the relay master private key (PKCS#8 PEM, Ed25519) from `file`, warning when others can read it. Also used
+ * by `wavry admin rotate-lease-key`. Throws an error whose message names the file, never key material.
+ */
+export function loadMasterKey(file: string): KeyObject {
   let master: KeyObject;
   try {
     warnIfShared(file, "master key file");
@@ -131,10 +149,29 @@ async function certifyLeaseKey(args: string[]): Promise<void> {
     );
   }
   if (master.asymmetricKeyType !== "ed25519") throw new CommandError(`${file} is not an Ed25519 private key`);
+  return master;
+}
+
+/**
+ * Signs the certificate of lease key `kid` (public key `leasePublicKey`, base64url) with the master key, valid
+ * `days` days from `nowMs`, and checks it as relays will before returning it. Also used by
+ * `wavry admin rotate-lease-key`.
+ */
+export async function signLeaseKeyCertificate(
+  master: KeyObject,
+  kid: string,
+  leasePublicKey: string,
+  days: number,
+  nowMs: number,
+): Promise<string> {
+  if (!KID.test(kid)) throw new CommandError("the lease key id is malformed");
+  if (!B64URL_32.test(leasePublicKey)) throw new CommandError("the lease public key is malformed");
+  if (!(Number.isInteger(days) && days >= 1 && days <= MAX_CERT_DAYS))
+    throw new CommandError(`a certificate lasts 1 to ${MAX_CERT_DAYS} days`);
   const jwk = master.export({ format: "jwk" });
   if (typeof jwk.x !== "string" || typeof jwk.d !== "string") throw new CommandError("unexpected key export");
   const signingKey = await importJWK({ kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d }, "EdDSA");
-  const iat = Math.floor(Date.now() / 1000);
+  const iat = Math.floor(nowMs / 1000);
   const certificate = await new SignJWT({ jwk: { kty: "OKP", crv: "Ed25519", x: leasePublicKey } })
     .setProtectedHeader({ alg: "EdDSA", typ: LEASE_KEY_CERT_TYP })
     .setIssuer(LEASE_KEY_CERT_ISSUER)
@@ -151,10 +188,7 @@ async function certifyLeaseKey(args: string[]): Promise<void> {
   if (parseLeaseKeyCertClaims(JSON.parse(Buffer.from(payload).toString("utf8"))) === null) {
     throw new CommandError("the certificate failed its own check");
   }
-  process.stdout.write(`${certificate}\n`);
-  process.stderr.write(
-    `certified ${kid} for ${days} days; upload it: POST /v1/admin/lease-keys/${kid}/certificate {"certificate": ...}\n`,
-  );
+  return certificate;
 }
 
 function isLoopback(host: string): boolean {

@@ -8,6 +8,39 @@ const ENVIRONMENT = `Environment:
   WAVRY_EDGE_URL     the edge origin, e.g. https://edge.example.com
   WAVRY_ENVIRONMENT  production (default; https required) or development`;
 
+const ADMIN_HELP = `Usage: wavry admin SUBCOMMAND [--edge URL] [--token-file FILE] [options]
+
+Incident response through the edge's admin API (OPERATIONS.md, "Incident response"). Every call is recorded
+in the edge's audit log. The admin token is read from --token-file or WAVRY_ADMIN_TOKEN_FILE (a file only
+you can read: chmod 600), never from the command line, and never printed. The edge is --edge or
+WAVRY_EDGE_URL.
+
+Subcommands:
+  revoke-device DEVICE_ID            revoke a device and close its connections
+  revoke-user-tokens USER_ID         revoke every session and access token of a user
+  revoke-family FAMILY_ID            revoke one refresh-token family
+  rotate-keys                        rotate the token-signing keys now (old tokens keep verifying)
+  rotate-lease-key --master-key FILE [--days N] [--revoke-previous]
+                                     new lease key, certified here with the relay master key
+  block CIDR --reason TEXT [--ttl 24h]   block an address range (edge now, relays next heartbeat)
+  unblock BLOCK_ID                   remove an address block
+  blocks                             list address blocks
+  relays                             list relays with health and admin state
+  relay-state RELAY_ID quarantine|ban|drain|none --reason TEXT
+  incident open --title T --severity critical|high|medium|low --description D
+  incident list [--status open|closed]
+  incident show INCIDENT_ID
+  incident note INCIDENT_ID --text T
+  incident link INCIDENT_ID --audit SEQ | --alert ALERT_ID
+  incident close INCIDENT_ID --summary S --blast-radius B --preventive-controls P   (final)
+  alerts [--status open|acked]       list alerts;  alerts ack ALERT_ID [--note TEXT]
+  audit [--limit N] [--before SEQ]   read the audit log;  audit --verify  check its hash chain
+  preflight [options]                the release preflight (npm run preflight -- --help)
+
+Environment:
+  WAVRY_ADMIN_TOKEN_FILE   file holding the admin token (mode 0600)
+  WAVRY_EDGE_URL           the edge origin`;
+
 /** One command's help, keyed by command name. */
 export const COMMAND_HELP = {
   init: `Usage: wavry init
@@ -72,6 +105,7 @@ Options:
   --record file:PATH  write the received video (Annex B H.264) to PATH
   --duration N      stop after N seconds; exit 0 only if the session was established and frames arrived
   --no-viewer       do not start the viewer page`,
+  admin: ADMIN_HELP,
 } as const;
 
 /** A command name. */
@@ -97,6 +131,7 @@ Commands:
   status            show identity, sign-in and enrollment state
   host              share this machine
   connect DEVICE    connect to a host
+  admin             incident response through the admin API (operators)
 
 Run 'wavry COMMAND --help' for a command's options.
 

@@ -2,6 +2,7 @@ import { EdgeError } from "../edge-client/edge-client.ts";
 import { PrivateFileError } from "../identity/private-file.ts";
 import { TrustError } from "../trust/trust-store.ts";
 import { devicesCommand, enrollCommand, loginCommand, logoutCommand } from "./account-commands.ts";
+import { adminCommand } from "./admin-commands.ts";
 import { type CliIo, CommandFailure, UsageError } from "./cli-context.ts";
 import { COMMAND_HELP, type CommandName, isCommandName, MAIN_HELP } from "./help.ts";
 import { initCommand, statusCommand } from "./identity-commands.ts";
@@ -26,6 +27,7 @@ const COMMANDS: Record<CommandName, Command> = {
   status: statusCommand,
   host: hostCommand,
   connect: connectCommand,
+  admin: adminCommand,
 };
 
 /** Runs `wavry` with `argv` (without node and the script) and returns the exit code. */
