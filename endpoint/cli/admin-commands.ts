@@ -8,7 +8,12 @@ import {
   printJson,
   requiredFlag,
 } from "./admin-client.ts";
-import { incidentCommand, preflightCommand, rotateLeaseKeyCommand } from "./admin-incident-commands.ts";
+import {
+  createAdminTokenCommand,
+  incidentCommand,
+  preflightCommand,
+  rotateLeaseKeyCommand,
+} from "./admin-incident-commands.ts";
 import { type CliIo, CommandFailure, parseCommand, stringFlag, UsageError } from "./cli-context.ts";
 
 /**
@@ -80,6 +85,28 @@ const SUBCOMMANDS: Record<string, AdminSubcommand> = {
     },
   },
   "rotate-lease-key": rotateLeaseKeyCommand,
+  "lease-keys": {
+    positionals: [0, 0],
+    usage: "lease-keys",
+    async run(io, connection) {
+      printJson(io, await adminCall(connection, "GET", "/lease-keys"));
+    },
+  },
+  "admin-tokens": {
+    positionals: [0, 0],
+    usage: "admin-tokens",
+    async run(io, connection) {
+      printJson(io, await adminCall(connection, "GET", "/tokens"));
+    },
+  },
+  "create-admin-token": createAdminTokenCommand,
+  "revoke-admin-token": action(
+    "revoke-admin-token TOKEN_ID",
+    "DELETE",
+    (id) => `/tokens/${id}`,
+    (id) => `revoked admin token ${id}`,
+    "TOKEN_ID",
+  ),
   block: {
     flags: { reason: { type: "string" }, ttl: { type: "string" } },
     positionals: [1, 1],

@@ -1,11 +1,19 @@
 import type { KeyObject } from "node:crypto";
+import { closeSync, fchmodSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { loadMasterKey, signLeaseKeyCertificate } from "../../scripts/wavry-admin.ts";
-import { type AdminSubcommand, adminCall, idArg, printJson, requiredFlag } from "./admin-client.ts";
+import {
+  type AdminSubcommand,
+  adminCall,
+  durationSecs,
+  idArg,
+  printJson,
+  requiredFlag,
+} from "./admin-client.ts";
 import { type CliIo, CommandFailure, stringFlag, UsageError } from "./cli-context.ts";
 
 /**
- * `wavry admin incident …`, `wavry admin rotate-lease-key` and `wavry admin preflight` (issue 6). The incident
- * verbs map one to one onto /v1/admin/incidents (API.md); a closed incident is final.
+ * `wavry admin incident …`, `rotate-lease-key`, `create-admin-token` and `preflight` (issue 6). The incident verbs
+ * map one to one onto /v1/admin/incidents (API.md); a closed incident is final.
  */
 
 const SEVERITIES = ["critical", "high", "medium", "low"] as const;
@@ -189,3 +197,56 @@ export async function preflightCommand(_io: CliIo, args: readonly string[]): Pro
   if (code === 2) throw new UsageError("wavry admin preflight: bad usage (see above)");
   throw new CommandFailure("the preflight found failures (see above)");
 }
+
+/**
+ * `wavry admin create-admin-token --name N --scopes a,b [--ttl 8h] --out FILE`: a replacement or narrower admin
+ * token (a leaked one is revoked after its replacement exists). The token goes into FILE (created, mode 0600, never
+ * overwritten) and is never printed.
+ */
+export const createAdminTokenCommand: AdminSubcommand = {
+  flags: {
+    name: { type: "string" },
+    scopes: { type: "string" },
+    ttl: { type: "string" },
+    out: { type: "string" },
+  },
+  positionals: [0, 0],
+  usage: "create-admin-token --name NAME --scopes read,users,… [--ttl 8h] --out FILE",
+  async run(io, connection, parsed) {
+    const out = requiredFlag(parsed, "out");
+    const scopes = requiredFlag(parsed, "scopes")
+      .split(",")
+      .map((scope) => scope.trim())
+      .filter((scope) => scope !== "");
+    const ttl = stringFlag(parsed, "ttl");
+    let fd: number;
+    try {
+      // Created before the call: a file that cannot be written must not cost a token shown nowhere.
+      fd = openSync(out, "wx", 0o600);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new CommandFailure(
+        code === "EEXIST" ? `${out} already exists` : `cannot create ${out} (${code})`,
+      );
+    }
+    let written = false;
+    try {
+      fchmodSync(fd, 0o600);
+      const r = (await adminCall(connection, "POST", "/tokens", {
+        name: requiredFlag(parsed, "name"),
+        scopes,
+        ...(ttl !== undefined && { ttlSecs: durationSecs(ttl, "ttl") }),
+      })) as { id?: unknown; token?: unknown; expiresAt?: unknown };
+      if (typeof r.token !== "string") throw new CommandFailure("the edge's answer holds no token");
+      writeSync(fd, `${r.token}\n`);
+      written = true;
+      io.out(
+        `created admin token ${String(r.id)} (${scopes.join(" ")}), expires ${new Date(Number(r.expiresAt)).toISOString()}; written to ${out}\n`,
+      );
+    } finally {
+      closeSync(fd);
+      // No empty token file left behind when the edge refused.
+      if (!written) unlinkSync(out);
+    }
+  },
+};

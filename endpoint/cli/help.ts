@@ -19,9 +19,14 @@ Subcommands:
   revoke-device DEVICE_ID            revoke a device and close its connections
   revoke-user-tokens USER_ID         revoke every session and access token of a user
   revoke-family FAMILY_ID            revoke one refresh-token family
+  admin-tokens                       list admin tokens (never their values)
+  create-admin-token --name N --scopes read,users,… [--ttl 8h] --out FILE
+                                     a new admin token, written to FILE (0600), never printed
+  revoke-admin-token TOKEN_ID        revoke an admin token (adm_…)
   rotate-keys                        rotate the token-signing keys now (old tokens keep verifying)
   rotate-lease-key --master-key FILE [--days N] [--revoke-previous]
                                      new lease key, certified here with the relay master key
+  lease-keys                         list lease keys and their states
   block CIDR --reason TEXT [--ttl 24h]   block an address range (edge now, relays next heartbeat)
   unblock BLOCK_ID                   remove an address block
   blocks                             list address blocks

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +177,42 @@ describe("wavry admin", () => {
     await fails(["revoke-user-tokens", "../tokens"], 2, /USER_ID must be/);
   });
 
+  it("creates a replacement admin token into a 0600 file, lists and revokes admin tokens", async () => {
+    const file = path.join(scratch, "replacement-token");
+    const created = await ok([
+      "create-admin-token",
+      "--name",
+      "replacement",
+      "--scopes",
+      "read,audit",
+      "--ttl",
+      "1h",
+      "--out",
+      file,
+    ]);
+    const tokenId = /created admin token (adm_\S+)/.exec(created)?.[1] ?? "";
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const replacement = readFileSync(file, "utf8").trim();
+    expect(replacement).toMatch(/^wvadm_/);
+    expect(created).not.toContain(replacement);
+    await fails(
+      ["create-admin-token", "--name", "x", "--scopes", "read", "--out", file],
+      1,
+      /already exists/,
+    );
+    const bad = path.join(scratch, "bad-scope-token");
+    await fails(["create-admin-token", "--name", "x", "--scopes", "everything", "--out", bad], 1, /HTTP 400/);
+    expect(existsSync(bad)).toBe(false);
+    const asReplacement = { WAVRY_ADMIN_TOKEN_FILE: file };
+    expect(await ok(["lease-keys"], asReplacement)).toContain("leaseKeys");
+    const tokens = JSON.parse(await ok(["admin-tokens"])) as { tokens: { id: string }[] };
+    expect(tokens.tokens.map((t) => t.id)).toContain(tokenId);
+    expect(await ok(["revoke-admin-token", tokenId])).toContain(`revoked admin token ${tokenId}`);
+    await fails(["lease-keys"], 1, /HTTP 401.*invalid_token/, asReplacement);
+    await fails(["revoke-admin-token", tokenId], 1, /HTTP 404/);
+    for (const r of runs) expect(r.stdout + r.stderr).not.toContain(replacement);
+  });
+
   it("rotates the token-signing keys; a token without the keys scope is refused", async () => {
     const before = await api<{ keys: { kid: string; status: string }[] }>("/v1/admin/keys");
     const next = before.keys.find((k) => k.status === "next")?.kid ?? "(none)";
@@ -351,6 +387,9 @@ describe("wavry admin", () => {
       ["POST", /^\/v1\/admin\/users\/[^/]+\/revoke-tokens$/],
       ["POST", /^\/v1\/admin\/token-families\/[^/]+\/revoke$/],
       ["POST", /^\/v1\/admin\/keys\/rotate$/],
+      ["POST", /^\/v1\/admin\/tokens$/],
+      ["DELETE", /^\/v1\/admin\/tokens\/adm_/],
+      ["GET", /^\/v1\/admin\/lease-keys$/],
       ["POST", /^\/v1\/admin\/lease-keys$/],
       ["POST", /^\/v1\/admin\/lease-keys\/[^/]+\/certificate$/],
       ["POST", /^\/v1\/admin\/lease-keys\/[^/]+\/revoke$/],
