@@ -187,15 +187,18 @@ const ENROLLMENT_CODE =
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /**
  * Runs that could be key material or a random token: base64url, base64 or hex, 32 characters or more, mixing at
- * least two of lower case, upper case and digits (random text of that length always does; a file path or an
- * `UPPER_SNAKE` constant usually does not).
+ * least two of lower case, upper case and digits (random text of that length always does; an `UPPER_SNAKE` constant
+ * does not). A run with a `/` must mix upper and lower case (standard base64 always does), so a lower-case route or
+ * path such as `/v1/admin/relays/enrollment-tokens` stays readable.
  */
 const LONG_RUN = /[A-Za-z0-9_+/=-]{32,}/g;
 
 function looksRandom(run: string): boolean {
   if (UUID.test(run)) return false;
-  const classes = Number(/[a-z]/.test(run)) + Number(/[A-Z]/.test(run)) + Number(/[0-9]/.test(run));
-  return classes >= 2;
+  const lower = /[a-z]/.test(run);
+  const upper = /[A-Z]/.test(run);
+  if (run.includes("/") && !(lower && upper)) return false;
+  return Number(lower) + Number(upper) + Number(/[0-9]/.test(run)) >= 2;
 }
 const EMAIL = /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+/g;
 const IPV4 = /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d])/g;

@@ -177,6 +177,8 @@ describe("the value scan", () => {
       "ERR_SOCKET_DGRAM_IS_CONNECTED_ALREADY_TWICE",
     );
     expect(scrubText("code ABCD-EFGH-IJKL-MNOP-QRST", KEY)).toBe(`code ${REDACTED}`);
+    expect(scrubText("/v1/admin/relays/enrollment-tokens", KEY)).toBe("/v1/admin/relays/enrollment-tokens");
+    expect(scrubText("key q83vEjRWeJq83vEjRWeJq8/3vEjRWeJq83vEjRWeJ+=", KEY)).toBe(`key ${REDACTED}`);
   });
 
   it("bounds every value and the number of fields", () => {
