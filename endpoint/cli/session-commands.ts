@@ -1,7 +1,8 @@
 import { isDeviceId } from "../../protocol/identity/device-id.ts";
 import type { EndpointConfig } from "../config.ts";
 import { runClientDaemon } from "../daemon/client-daemon.ts";
-import type { DaemonLog, PeerKeyLookup } from "../daemon/daemon-support.ts";
+import { type DaemonLog, daemonLog } from "../daemon/daemon-log.ts";
+import type { PeerKeyLookup } from "../daemon/daemon-support.ts";
 import { type InjectKind, runHostDaemon } from "../daemon/host-daemon.ts";
 import type { EdgeClient } from "../edge-client/edge-client.ts";
 import { fromBase64url } from "../identity/device-identity.ts";
@@ -51,8 +52,9 @@ function ownDeviceLookup(config: EndpointConfig, edge: EdgeClient): PeerKeyLooku
   };
 }
 
+/** Status lines to stdout (the person at the terminal), structured JSON log lines to stderr. */
 function logTo(io: CliIo): DaemonLog {
-  return (line) => io.out(`${line}\n`);
+  return daemonLog(io.out, io.err);
 }
 
 /** `wavry host [--source test|x11|clip] [--inject log|xdotool] [--relay-only]`. */

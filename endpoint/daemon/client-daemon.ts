@@ -133,10 +133,11 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       candidates: options.path === "relay" ? [] : localCandidates(port),
       ...(options.path === "relay" && { wantRelay: true }),
     });
-    log(`asked ${options.hostId} for a session (${options.path} path)`);
+    log.event("info", "session_request", "sent", { peerId: options.hostId, path: options.path });
     const answer = await waitAnswer(channel, ANSWER_WAIT_MS);
     if (answer.kind === "refused") {
       log(`no session: ${answer.text}`);
+      log.event("warn", "session_request", "refused", { peerId: options.hostId, detail: answer.text });
       return result;
     }
     const accepted = answer.message;
@@ -156,6 +157,10 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       });
     } catch (error) {
       log(error instanceof Error ? error.message : "the host's key could not be checked");
+      log.event("warn", "session", "cancelled", {
+        sessionId,
+        reason: error instanceof PeerKeyRefused ? "key_mismatch" : "key_unchecked",
+      });
       channel.cancelSession({ sessionId });
       report({ result: "failed", reason: error instanceof PeerKeyRefused ? "key_mismatch" : "other" });
       return result;
@@ -186,7 +191,7 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       socket: bound,
     });
     const live = link;
-    live.on("relayFailed", (reason) => log(`relay refused the lease (${reason})`));
+    live.on("relayFailed", (reason) => log.event("warn", "relay_lease", "refused", { sessionId, reason }));
     // A relay can arrive at any time: asked for up front (--path relay) or as the direct path's fallback.
     const useRelay = (assigned: ServerMessageOf<"relay.assigned">) => {
       resolveRelayAddr(assigned.relayAddr).then(
@@ -196,9 +201,9 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
             lease: assigned.lease,
             signingKey: (message) => identity.sign(message),
           });
-          log(`relay assigned for session ${sessionId}`);
+          log.event("info", "relay", "assigned", { sessionId, relayId: assigned.relayId });
         },
-        () => log("the assigned relay's address could not be resolved"),
+        () => log.event("warn", "relay", "unresolved", { sessionId, relayId: assigned.relayId }),
       );
     };
     offs.push(
@@ -214,11 +219,10 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       fallbackTimer = setTimeout(
         () => {
           if (live.status !== "handshaking") return;
-          log(
-            candidates.length === 0
-              ? "the host published no direct address; asking for a relay"
-              : "no direct path yet; asking for a relay",
-          );
+          log.event("info", "relay", "requested", {
+            sessionId,
+            reason: candidates.length === 0 ? "no_direct_candidates" : "direct_timeout",
+          });
           channel.requestRelay({ sessionId });
         },
         candidates.length === 0 ? 0 : DIRECT_FALLBACK_MS,
@@ -231,7 +235,9 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       const reason =
         refusal !== null ? "key_mismatch" : stop.signal.aborted ? "cancelled" : "handshake_timeout";
       report({ result: "failed", reason });
-      log(`session not established (${reason}) after ${Math.round(performance.now() - started)} ms`);
+      const waitedMs = Math.round(performance.now() - started);
+      log(`session not established (${reason}) after ${waitedMs} ms`);
+      log.event("warn", "session", "failed", { sessionId, reason, waitedMs });
       return result;
     }
     const handshakeMs = Math.min(Math.round(established.handshakeMs), 600_000);
@@ -241,8 +247,16 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
     log(
       `session established with ${accepted.host} via ${describePath(established.path)} in ${handshakeMs} ms`,
     );
+    log.event("info", "session", "established", {
+      sessionId,
+      peerId: accepted.host,
+      path: result.path,
+      handshakeMs,
+    });
     log(sasLine(established.handshakeHash));
-    live.on("pathChanged", (path) => log(`path changed to ${describePath(path)}`));
+    live.on("pathChanged", (path) =>
+      log.event("info", "path", "changed", { sessionId, path: pathKind(path) }),
+    );
 
     if (options.recordPath !== undefined) {
       sink = await FileSink.open(options.recordPath);
@@ -277,6 +291,11 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       else stop.signal.addEventListener("abort", () => resolve("stopped"), { once: true });
     });
     log(`session ended (${ended}); ${running.stats.framesComplete} frames received`);
+    log.event("info", "session", "ended", {
+      sessionId,
+      reason: ended,
+      framesComplete: running.stats.framesComplete,
+    });
     return result;
   } finally {
     if (deadline !== null) clearTimeout(deadline);

@@ -12,14 +12,24 @@ import type { PeerPath } from "../peer-link/paths.ts";
 import type { PeerLink, UdpAddress } from "../peer-link/peer-link.ts";
 import { SignalingClient } from "../signaling/signaling-client.ts";
 import { changedKeyMessage, type PeerKeys, type TrustStore, verifyPeerKey } from "../trust/trust-store.ts";
+import type { DaemonLog } from "./daemon-log.ts";
 
 /**
  * What `wavry host` and `wavry connect` share: the signaling connection, candidate addresses, relay addresses and
  * the peer-key rule. Nothing here logs a key, a token or a payload.
  */
 
-/** One status line for the user (stdout or stderr, decided by the caller). */
-export type DaemonLog = (line: string) => void;
+/** Status lines for the user and structured log lines (daemon-log.ts). */
+export type { DaemonLog };
+
+/** The outcome of each signaling-client log event (endpoint/signaling/signaling-client.ts). */
+const SIGNALING_OUTCOMES: Readonly<Record<string, string>> = {
+  signaling_open: "ok",
+  signaling_retry: "retry",
+  signaling_problem: "refused",
+  signaling_invalid: "rejected",
+  listener_error: "failed",
+};
 
 /** How long to wait for the edge's `hello` after starting the signaling client. */
 const HELLO_TIMEOUT_MS = 15_000;
@@ -48,7 +58,8 @@ export async function connectSignaling(
     env,
     log: (event, fields) => {
       // Codes and counts only (the client never puts a token or payload in its log fields).
-      if (event === "signaling_problem") log(`signaling: ${String(fields.code ?? "problem")}`);
+      const outcome = SIGNALING_OUTCOMES[event] ?? "note";
+      log.event(outcome === "ok" || outcome === "retry" ? "info" : "warn", event, outcome, fields);
     },
   });
   client.on("problem", (problem) => {
@@ -215,6 +226,7 @@ export async function preparePeerVerifier(options: {
     }
     ed25519 = found.ed25519PublicKey;
     options.log(`first contact with ${deviceId}: its key will be pinned`);
+    options.log.event("info", "peer_key", "first_contact", { peerId: deviceId });
   }
   const expected: PeerKeys = { deviceId, x25519PublicKey: edgeKey, ed25519PublicKey: ed25519 };
   let refused: { reason: "edge-mismatch" | "changed"; message: string } | null = null;
@@ -225,6 +237,7 @@ export async function preparePeerVerifier(options: {
       if (refused === null) {
         refused = { reason: decision.reason, message: decision.message };
         options.log(decision.message);
+        options.log.event("warn", "peer_key", "refused", { peerId: deviceId, reason: decision.reason });
       }
       return false;
     },

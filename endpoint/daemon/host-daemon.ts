@@ -65,16 +65,26 @@ export async function runHostDaemon(options: HostDaemonOptions): Promise<void> {
   const relays = new Map<string, ServerMessageOf<"relay.assigned">>();
   signaling.on("relay.assigned", (assigned) => relays.set(assigned.sessionId, assigned));
   log(`host ${options.identity.deviceId} is online; waiting for a session`);
+  log.event("info", "host_online", "ok", { deviceId: options.identity.deviceId });
   let current: Promise<void> | null = null;
   const stopCurrent = new AbortController();
   signaling.on("session.offer", (offer) => {
     if (current !== null) {
       signaling.rejectSession({ sessionId: offer.sessionId, reason: "busy" });
-      log(`refused a session from ${offer.from}: busy`);
+      log.event("info", "session_offer", "refused", {
+        sessionId: offer.sessionId,
+        peerId: offer.from,
+        reason: "busy",
+      });
       return;
     }
     current = serve(options, signaling, relays, offer, stopCurrent.signal)
-      .catch((error: unknown) => log(`session failed: ${error instanceof Error ? error.message : "error"}`))
+      .catch((error: unknown) =>
+        log.event("error", "session", "failed", {
+          sessionId: offer.sessionId,
+          error: error instanceof Error ? error.message : "error",
+        }),
+      )
       .finally(() => {
         relays.delete(offer.sessionId);
         current = null;
@@ -94,7 +104,10 @@ async function makeInjector(kind: InjectKind, env: HostDaemonOptions["env"], log
   if (kind === "log") return new LoggingInjector((line) => log(line.trimEnd()));
   const display = env.DISPLAY;
   if (display === undefined || display === "") throw new Error("--inject xdotool needs DISPLAY (e.g. :0)");
-  return XdotoolInjector.start({ display, onProblem: (problem) => log(`xdotool: ${problem}`) });
+  return XdotoolInjector.start({
+    display,
+    onProblem: (problem) => log.event("warn", "xdotool", "problem", { detail: problem }),
+  });
 }
 
 async function serve(
@@ -118,6 +131,11 @@ async function serve(
     });
   } catch (error) {
     log(error instanceof Error ? error.message : "the client's key could not be checked");
+    log.event("warn", "session_offer", "declined", {
+      sessionId,
+      peerId: offer.from,
+      reason: error instanceof PeerKeyRefused ? "key_mismatch" : "key_unchecked",
+    });
     signaling.rejectSession({ sessionId, reason: "declined" });
     if (error instanceof PeerKeyRefused) {
       signaling.reportSession({ sessionId, outcome: { result: "failed", reason: "key_mismatch" } });
@@ -145,9 +163,9 @@ async function serve(
           signingKey: (message) => identity.sign(message),
         };
         link.useRelay(relay);
-        log(`relay assigned for session ${sessionId}`);
+        log.event("info", "relay", "assigned", { sessionId, relayId: assigned.relayId });
       },
-      () => log(`the assigned relay's address could not be resolved`),
+      () => log.event("warn", "relay", "unresolved", { sessionId, relayId: assigned.relayId }),
     );
   };
   const offRelay = signaling.on("relay.assigned", (assigned) => {
@@ -157,7 +175,12 @@ async function serve(
   if (early !== undefined) useRelay(early);
   const candidates = options.relayOnly === true ? [] : localCandidates(link.localAddress.port);
   signaling.acceptSession({ sessionId, candidates });
-  log(`session offered by ${offer.from}: accepted${offer.wantRelay ? "; waiting for the relay" : ""}`);
+  log.event("info", "session_offer", "accepted", {
+    sessionId,
+    peerId: offer.from,
+    wantRelay: offer.wantRelay === true,
+    candidateCount: candidates.length,
+  });
 
   let session: HostSession | null = null;
   let injector: InputInjector | null = null;
@@ -167,29 +190,43 @@ async function serve(
       const refusal = verifier.refusal();
       report({ result: "failed", reason: refusal !== null ? "key_mismatch" : "handshake_timeout" });
       log(`session ${refusal !== null ? "refused" : "not established (no handshake)"}`);
+      log.event("warn", "session", "failed", {
+        sessionId,
+        reason: refusal !== null ? "key_mismatch" : "handshake_timeout",
+      });
       return;
     }
     const handshakeMs = Math.min(Math.round(established.handshakeMs), 600_000);
     report({ result: "established", path: pathKind(established.path), handshakeMs });
     log(`session established with ${offer.from} via ${describePath(established.path)} in ${handshakeMs} ms`);
+    log.event("info", "session", "established", {
+      sessionId,
+      peerId: offer.from,
+      path: pathKind(established.path),
+      handshakeMs,
+    });
     log(sasLine(established.handshakeHash));
-    link.on("pathChanged", (path) => log(`path changed to ${describePath(path)}`));
+    link.on("pathChanged", (path) =>
+      log.event("info", "path", "changed", { sessionId, path: pathKind(path) }),
+    );
 
     injector = await makeInjector(options.inject, options.env, log);
     const inject = injector;
     const size = options.source === "x11" ? displaySize(options.env.DISPLAY) : null;
     const source = selectSource(options.source, {
-      log: (level, event, detail) => log(`media ${level}: ${event}: ${detail}`),
+      log: (level, event, detail) =>
+        log.event(level, event, level === "error" ? "failed" : "ok", { sessionId, detail }),
       ...(options.env.DISPLAY !== undefined && { display: options.env.DISPLAY }),
       ...(size !== null && { width: size.width, height: size.height }),
     });
-    log(`streaming the ${source.kind} source`);
+    log.event("info", "media_source", "started", { sessionId, source: source.kind });
     session = new HostSession({ link, source, onInput: (event) => inject.inject(event) });
     const reason = await new Promise<string>((resolve) => {
       link.once("failed", (why) => resolve(`link ${why}`));
       stop.addEventListener("abort", () => resolve("host stopping"), { once: true });
     });
     log(`session ended (${reason}); ${session.stats.framesSent} frames sent`);
+    log.event("info", "session", "ended", { sessionId, reason, framesSent: session.stats.framesSent });
   } finally {
     offRelay();
     await session?.close();
