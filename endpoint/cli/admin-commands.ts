@@ -73,6 +73,28 @@ const SUBCOMMANDS: Record<string, AdminSubcommand> = {
     (id) => `revoked token family ${id}`,
     "FAMILY_ID",
   ),
+  users: {
+    flags: { query: { type: "string" } },
+    positionals: [0, 0],
+    usage: "users [--query EMAIL_PART]",
+    async run(io, connection, parsed) {
+      const query = stringFlag(parsed, "query");
+      const suffix = query === undefined ? "" : `?q=${encodeURIComponent(query)}`;
+      printJson(io, await adminCall(connection, "GET", `/users${suffix}`));
+    },
+  },
+  "suspend-user": {
+    flags: { reason: { type: "string" } },
+    positionals: [1, 1],
+    usage: "suspend-user USER_ID --reason TEXT",
+    async run(io, connection, parsed) {
+      const userId = idArg(parsed, 0, "USER_ID");
+      await adminCall(connection, "POST", `/users/${userId}/suspend`, {
+        reason: requiredFlag(parsed, "reason"),
+      });
+      io.out(`suspended user ${userId}; every session and token of theirs is revoked\n`);
+    },
+  },
   "rotate-keys": {
     positionals: [0, 0],
     usage: "rotate-keys",

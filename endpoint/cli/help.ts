@@ -19,6 +19,8 @@ Subcommands:
   revoke-device DEVICE_ID            revoke a device and close its connections
   revoke-user-tokens USER_ID         revoke every session and access token of a user
   revoke-family FAMILY_ID            revoke one refresh-token family
+  users [--query EMAIL_PART]         list users (status, lockout, failed logins)
+  suspend-user USER_ID --reason TEXT suspend a user and revoke all their tokens
   admin-tokens                       list admin tokens (never their values)
   create-admin-token --name N --scopes read,users,… [--ttl 8h] --out FILE
                                      a new admin token, written to FILE (0600), never printed

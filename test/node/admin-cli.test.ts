@@ -175,6 +175,13 @@ describe("wavry admin", () => {
       await ok(["revoke-user-tokens", u.userId, "--token-file", path.join(scratch, "admin-token")]),
     ).toContain(u.userId);
     await fails(["revoke-user-tokens", "../tokens"], 2, /USER_ID must be/);
+    const users = JSON.parse(await ok(["users", "--query", "admin-cli-"])) as { users: { id: string }[] };
+    expect(users.users.map((x) => x.id)).toContain(u.userId);
+    await fails(["users", "--query"], 2, /--query/);
+    expect(await ok(["suspend-user", u.userId, "--reason", "credential stuffing"])).toContain(
+      `suspended user ${u.userId}`,
+    );
+    await fails(["suspend-user", "u_nope", "--reason", "x"], 1, /HTTP 404/);
   });
 
   it("creates a replacement admin token into a 0600 file, lists and revokes admin tokens", async () => {
@@ -386,6 +393,8 @@ describe("wavry admin", () => {
       ["POST", /^\/v1\/admin\/devices\/[^/]+\/revoke$/],
       ["POST", /^\/v1\/admin\/users\/[^/]+\/revoke-tokens$/],
       ["POST", /^\/v1\/admin\/token-families\/[^/]+\/revoke$/],
+      ["GET", /^\/v1\/admin\/users$/],
+      ["POST", /^\/v1\/admin\/users\/[^/]+\/suspend$/],
       ["POST", /^\/v1\/admin\/keys\/rotate$/],
       ["POST", /^\/v1\/admin\/tokens$/],
       ["DELETE", /^\/v1\/admin\/tokens\/adm_/],
