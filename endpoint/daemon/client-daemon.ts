@@ -201,6 +201,7 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
             lease: assigned.lease,
             signingKey: (message) => identity.sign(message),
           });
+          log(`relay assigned for session ${sessionId}`);
           log.event("info", "relay", "assigned", { sessionId, relayId: assigned.relayId });
         },
         () => log.event("warn", "relay", "unresolved", { sessionId, relayId: assigned.relayId }),
@@ -219,6 +220,11 @@ export async function runClientDaemon(options: ClientDaemonOptions): Promise<Cli
       fallbackTimer = setTimeout(
         () => {
           if (live.status !== "handshaking") return;
+          log(
+            candidates.length === 0
+              ? "the host published no direct address; asking for a relay"
+              : "no direct path yet; asking for a relay",
+          );
           log.event("info", "relay", "requested", {
             sessionId,
             reason: candidates.length === 0 ? "no_direct_candidates" : "direct_timeout",

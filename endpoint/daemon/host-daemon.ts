@@ -163,6 +163,7 @@ async function serve(
           signingKey: (message) => identity.sign(message),
         };
         link.useRelay(relay);
+        log(`relay assigned for session ${sessionId}`);
         log.event("info", "relay", "assigned", { sessionId, relayId: assigned.relayId });
       },
       () => log.event("warn", "relay", "unresolved", { sessionId, relayId: assigned.relayId }),
@@ -219,6 +220,7 @@ async function serve(
       ...(options.env.DISPLAY !== undefined && { display: options.env.DISPLAY }),
       ...(size !== null && { width: size.width, height: size.height }),
     });
+    log(`streaming the ${source.kind} source`);
     log.event("info", "media_source", "started", { sessionId, source: source.kind });
     session = new HostSession({ link, source, onInput: (event) => inject.inject(event) });
     const reason = await new Promise<string>((resolve) => {
