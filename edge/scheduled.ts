@@ -1,5 +1,5 @@
 import { type EdgeBindings, type EdgeConfig, loadConfig } from "./env.ts";
-import { logEvent } from "./log.ts";
+import { logEvent, useLogHashKey } from "./log.ts";
 import type { AuditEntry } from "./services/audit.ts";
 import { rotateSigningKeys } from "./services/signing-keys.ts";
 
@@ -69,6 +69,8 @@ async function audit(env: EdgeBindings, entry: Omit<AuditEntry, "requestId" | "a
 
 /** The `scheduled` entry point. Rotations and failures are audited; "not due" only logged. */
 export async function scheduled(controller: ScheduledController, env: EdgeBindings): Promise<void> {
+  // Cron runs outside any request: hand the log helper its key here too, or address fields would be dropped.
+  useLogHashKey(env);
   const loaded = loadConfig(env);
   if (!loaded.ok) {
     // Problems name settings, never values.
