@@ -1,8 +1,10 @@
 import { z } from "zod";
 import type { AuditLog } from "../durable/audit-log.ts";
+import type { Monitor } from "../durable/monitor.ts";
 import type { RateLimiter } from "../durable/rate-limiter.ts";
 import type { RelayRegistry } from "../durable/relay-registry.ts";
 import type { SignalingRoom } from "../durable/signaling-room.ts";
+import { type AlertSettings, alertSettings } from "./alert-settings.ts";
 import { parseKeyRing } from "./security/secret-box.ts";
 import { base64urlDecode } from "./security/tokens-util.ts";
 
@@ -19,6 +21,7 @@ export interface EdgeBindings {
   readonly AUDIT_LOG: DurableObjectNamespace<AuditLog>;
   readonly RELAY_REGISTRY: DurableObjectNamespace<RelayRegistry>;
   readonly SIGNALING: DurableObjectNamespace<SignalingRoom>;
+  readonly MONITOR: DurableObjectNamespace<Monitor>;
   readonly [name: `WAVRY_${string}`]: string | undefined;
 }
 
@@ -65,6 +68,8 @@ export interface EdgeConfig {
   readonly relayHeartbeatIntervalMs: number;
   /** The relay master public key, when set: lease-key certificates are then verified at upload. */
   readonly relayMasterPublicKey: Uint8Array | null;
+  /** Detection rules, alert store bounds and the alert webhook (edge/alert-settings.ts; OPERATIONS.md). */
+  readonly alerts: AlertSettings;
   /**
    * The Cron Trigger rotates the token-signing keys once the current key is this old; 0 turns scheduled rotation
    * off (refused in production). At least a day, so a rotation never retires a key still inside its grace period.
@@ -167,6 +172,8 @@ function validate(env: EdgeBindings): ConfigResult {
   if (typeof env.AUDIT_LOG !== "object" || env.AUDIT_LOG === null) {
     problems.push("AUDIT_LOG: the Durable Object binding is missing");
   }
+  const alerts = alertSettings(env, production, strongSecret);
+  if (!alerts.ok) problems.push(...alerts.problems);
 
   const origins = (v.WAVRY_ALLOWED_ORIGINS ?? "")
     .split(",")
@@ -248,6 +255,7 @@ function validate(env: EdgeBindings): ConfigResult {
   }
   if (
     problems.length > 0 ||
+    !alerts.ok ||
     totpKeys === undefined ||
     wrapKeys === undefined ||
     issuer === undefined ||
@@ -287,6 +295,7 @@ function validate(env: EdgeBindings): ConfigResult {
       maxBodyBytes: v.WAVRY_MAX_BODY_BYTES,
       relayHeartbeatIntervalMs: v.WAVRY_RELAY_HEARTBEAT_INTERVAL_MS,
       relayMasterPublicKey: masterKey,
+      alerts: alerts.settings,
       keyRotationPeriodSecs: rotation,
     },
   };

@@ -3,6 +3,7 @@ import type { EdgeBindings } from "./env.ts";
 import { scheduled } from "./scheduled.ts";
 
 export { AuditLog } from "../durable/audit-log.ts";
+export { Monitor } from "../durable/monitor.ts";
 export { RateLimiter } from "../durable/rate-limiter.ts";
 export { RelayRegistry } from "../durable/relay-registry.ts";
 export { SignalingRoom } from "../durable/signaling-room.ts";
