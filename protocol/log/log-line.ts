@@ -27,6 +27,44 @@ export interface LogRecord {
 const FIXED = ["ts", "level", "component", "event", "outcome"] as const;
 const WORD_CHARS = 64;
 
+/** Last millisecond of year 9999: beyond it ISO 8601 needs an expanded year. */
+const MAX_ISO_MS = 253_402_300_799_999;
+const DAY_MS = 86_400_000;
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS.mmmZ` for epoch milliseconds (clamped to years 1970..9999), computed here rather than by
+ * `Date` so protocol/ stays free of anything that could read the clock. Days → civil date by the usual
+ * 400-year-era arithmetic on a calendar that starts in March (so leap days fall at the end of a year).
+ */
+export function isoTime(timeMs: number): string {
+  const t = Number.isFinite(timeMs) ? Math.min(Math.max(Math.floor(timeMs), 0), MAX_ISO_MS) : 0;
+  const days = Math.floor(t / DAY_MS);
+  let rest = t - days * DAY_MS;
+  const shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
+  const era = Math.floor(shifted / 146_097);
+  const dayOfEra = shifted - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra -
+      Math.floor(dayOfEra / 1460) +
+      Math.floor(dayOfEra / 36_524) -
+      Math.floor(dayOfEra / 146_096)) /
+      365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthFromMarch = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthFromMarch + 2) / 5) + 1;
+  const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  const millis = rest - seconds * 1000;
+  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hours, 2)}:${pad(minutes, 2)}:${pad(seconds, 2)}.${pad(millis, 3)}Z`;
+}
+
 /** An event, outcome or component: short, and scanned like any text (the relay passes an edge answer as outcome). */
 function label(text: string, key: Uint8Array | null): string {
   return scrubText(String(text), key).slice(0, WORD_CHARS);
@@ -37,9 +75,8 @@ function label(text: string, key: Uint8Array | null): string {
  * not known (yet), and then address fields are dropped and addresses in text become `[address]`.
  */
 export function formatLogLine(record: LogRecord, hashKey: Uint8Array | null): string {
-  const time = Number.isFinite(record.timeMs) ? record.timeMs : 0;
   const line: Record<string, LogValue> = {
-    ts: new Date(time).toISOString(),
+    ts: isoTime(record.timeMs),
     level: record.level,
     component: label(record.component, hashKey),
     event: label(record.event, hashKey),

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { toHex, utf8 } from "../../protocol/bytes.ts";
-import { formatLogLine, type LogRecord } from "../../protocol/log/log-line.ts";
+import { formatLogLine, isoTime, type LogRecord } from "../../protocol/log/log-line.ts";
 import {
   classifyField,
   hashedValue,
@@ -263,5 +263,22 @@ describe("properties", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("isoTime", () => {
+  it("matches Date's ISO form for any millisecond of years 1970..9999, and clamps outside them", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 253_402_300_799_999 }), (ms) => {
+        expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+      }),
+      { numRuns: 20_000 },
+    );
+    for (const ms of [0, 951_782_400_000, 1_709_164_800_000, 4_107_456_000_000, 253_402_300_799_999]) {
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+    }
+    expect(isoTime(-5)).toBe("1970-01-01T00:00:00.000Z");
+    expect(isoTime(Number.NaN)).toBe("1970-01-01T00:00:00.000Z");
+    expect(isoTime(1e20)).toBe("9999-12-31T23:59:59.999Z");
   });
 });
