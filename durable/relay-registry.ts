@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { EdgeBindings } from "../edge/env.ts";
+import { reportEvents } from "../edge/services/monitor.ts";
 import {
   DROP_AFTER_MS,
   MISSED_HEARTBEATS_BEFORE_QUARANTINE,
@@ -144,12 +145,18 @@ export class RelayRegistry extends DurableObject<EdgeBindings> {
         .bind(now, now - DROP_AFTER_MS),
       db
         .prepare(
-          "UPDATE relays SET health = 'quarantined', health_changed_at = ? WHERE health = 'healthy' AND last_heartbeat_at < ?",
+          "UPDATE relays SET health = 'quarantined', health_changed_at = ? WHERE health = 'healthy' AND last_heartbeat_at < ? RETURNING id",
         )
         .bind(now, now - MISSED_HEARTBEATS_BEFORE_QUARANTINE * this.#intervalMs()),
       db.prepare("SELECT COUNT(*) AS n FROM relays WHERE health != 'dropped'"),
     ]);
     this.ctx.storage.sql.exec("DELETE FROM nonces WHERE expires_at <= ?", now);
+    // A relay gone silent feeds the monitor's relay_silent and relays_at_once rules (issue 6).
+    const silent = ((quarantined?.results ?? []) as { id: string }[]).map((r) => r.id);
+    await reportEvents(
+      this.env,
+      silent.map((relayId) => ({ kind: "relay_silent", at: now, relayId })),
+    );
     return {
       dropped: dropped?.meta.changes ?? 0,
       quarantined: quarantined?.meta.changes ?? 0,

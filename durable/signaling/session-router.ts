@@ -1,6 +1,7 @@
 import type { EdgeBindings } from "../../edge/env.ts";
 import { type LogFields, logEvent } from "../../edge/log.ts";
 import { base64urlDecode, base64urlEncode } from "../../edge/security/tokens-util.ts";
+import { reportEvents } from "../../edge/services/monitor.ts";
 import type { RelayAssignment, RelayPeer } from "../../edge/services/relay-assignment.ts";
 import {
   type ClientMessage,
@@ -440,6 +441,10 @@ async function report(port: RoomPort, reply: Reply, m: ClientMessageOf<"session.
     detail,
     handshakeMs,
   });
+  // Feeds the "handshake failure surge" rule; fire and forget, so the room never waits on the monitor.
+  void reportEvents(port.env, [
+    { kind: "session_report", at: port.now(), failed: outcome.result === "failed" },
+  ]);
   // One line per report feeds the "handshake failure surge" alert (DESIGN.md: Monitoring).
   log("session_report", outcome.result, {
     sessionId: m.sessionId,

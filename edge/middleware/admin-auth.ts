@@ -5,6 +5,7 @@ import { logEvent } from "../log.ts";
 import { keyedHash } from "../security/keyed-hash.ts";
 import { sha256Hex } from "../security/tokens-util.ts";
 import type { AuditEntry } from "../services/audit.ts";
+import { monitorAdminRequest } from "../services/monitor.ts";
 import { bearerToken } from "../services/tokens.ts";
 import { enforce, takeToken } from "./rate-limit.ts";
 
@@ -58,6 +59,7 @@ export function auditAdmin(): MiddlewareHandler<AppEnv> {
       addressHash: address === null ? null : await keyedHash(c.get("config").logHashKey, address),
       detail: (c.get("auditDetail") as string | undefined) ?? null,
     };
+    monitorAdminRequest(c, status, admin?.tokenId ?? null);
     if (status >= 400) {
       logEvent("warn", "admin", "admin_request", "refused", {
         requestId: entry.requestId,

@@ -18,6 +18,7 @@ import {
   PASSWORD_MIN,
   verifyPassword,
 } from "../security/password.ts";
+import { monitor } from "../services/monitor.ts";
 import {
   checkAddressFailures,
   clearLoginFailures,
@@ -63,6 +64,16 @@ const refreshBody = z.object({ refreshToken: refreshField });
 const logoutBody = z.object({ refreshToken: refreshField.optional() });
 
 const invalidCredentials = () => new ApiError(401, "unauthorized", "invalid email or password");
+
+/** Counts a failed login for the monitor (issue 6): by user id when the account exists, never by email. */
+const loginFailed = (c: Context<AppEnv>, userId: string | null, at: number) =>
+  monitor(c, (range) => ({
+    kind: "auth_failure",
+    at,
+    source: "login",
+    account: userId === null ? null : `user:${userId}`,
+    range,
+  }));
 
 /**
  * One `auth` line per account event (login, register, refresh): the request id, the client address and, where
@@ -180,6 +191,7 @@ export function authRoutes(): Hono<AppEnv> {
     if (user === undefined || !passwordOk) {
       if (user !== undefined) await recordLoginFailure(c.env.DB, config, user.id, now);
       await recordAddressFailure(c);
+      loginFailed(c, user?.id ?? null, now);
       logAuth(c, "login", "failed", { userId: user?.id ?? null, email, reason: "password" });
       throw invalidCredentials();
     }
@@ -202,6 +214,7 @@ export function authRoutes(): Hono<AppEnv> {
       if (!ok) {
         await recordLoginFailure(c.env.DB, config, user.id, now);
         await recordAddressFailure(c);
+        loginFailed(c, user.id, now);
         logAuth(c, "login", "failed", { userId: user.id, email, reason: "totp" });
         throw new ApiError(401, "unauthorized", TOTP_INVALID_MESSAGE);
       }

@@ -33,6 +33,7 @@ import {
   revokeGrant,
   touchDevice,
 } from "../services/devices.ts";
+import { monitor } from "../services/monitor.ts";
 import { disconnectDevice } from "../services/signaling.ts";
 import { issueToken, TokenKind } from "../services/tokens.ts";
 
@@ -128,8 +129,19 @@ function pathDeviceId(c: Context<AppEnv>): string {
 }
 
 /** The one answer for every failed device-token exchange; the log line says which step failed. */
-const tokenFailure = (c: Context<AppEnv>, reason: "signature_encoding" | "challenge" | "signature") => {
+const tokenFailure = (
+  c: Context<AppEnv>,
+  reason: "signature_encoding" | "challenge" | "signature",
+  userId: string | null = null,
+) => {
   logEvent("warn", "devices", "device_token", "failed", { requestId: c.get("requestId"), reason });
+  monitor(c, (range) => ({
+    kind: "auth_failure",
+    at: Date.now(),
+    source: "device_challenge",
+    account: userId === null ? null : `user:${userId}`,
+    range,
+  }));
   return new ApiError(401, "unauthorized", "invalid, used or expired challenge, or bad signature");
 };
 
@@ -193,7 +205,7 @@ export function deviceRoutes(): Hono<AppEnv> {
       deviceId: redeemed.deviceId,
     });
     if (!nobleBackend.ed25519Verify(redeemed.ed25519PublicKey, message, signatureBytes))
-      throw tokenFailure(c, "signature");
+      throw tokenFailure(c, "signature", redeemed.userId);
     const config = c.get("config");
     const issued = await issueToken(
       c.env.DB,

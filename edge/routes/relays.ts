@@ -12,6 +12,7 @@ import { ApiError } from "../errors.ts";
 import { readJson } from "../middleware/body.ts";
 import { enforce, takeToken } from "../middleware/rate-limit.ts";
 import { base64urlDecode, sha256Hex } from "../security/tokens-util.ts";
+import { heartbeatEvent, monitor } from "../services/monitor.ts";
 import {
   type RelayAdminState,
   type RelayAuth,
@@ -31,7 +32,11 @@ import {
  */
 
 // A relay id that does not exist and a bad signature look the same.
-const invalidSignature = () => new ApiError(401, "unauthorized", "invalid relay request signature");
+// Each one is counted for the monitor's relay_auth_failures rule (issue 6).
+const invalidSignature = (c: Context<AppEnv>) => {
+  monitor(c, (range) => ({ kind: "relay_auth_failure", at: Date.now(), what: "bad_signature", range }));
+  return new ApiError(401, "unauthorized", "invalid relay request signature");
+};
 const staleTimestamp = () =>
   new ApiError(401, "unauthorized", "request timestamp is outside the allowed window; check the relay clock");
 
@@ -50,7 +55,7 @@ async function signedRequest<S extends z.ZodType>(
   now: number,
 ): Promise<{ auth: RelayAuth; body: z.infer<S>; bytes: Uint8Array }> {
   const auth = readRelayAuth((name) => c.req.header(name));
-  if (auth === null) throw invalidSignature();
+  if (auth === null) throw invalidSignature(c);
   if (!relayTimestampFresh(auth, now)) throw staleTimestamp();
   // readJson consumes the stream with the size limit; the clone yields the same (already bounded) bytes to hash.
   const copy = c.req.raw.clone();
@@ -68,9 +73,9 @@ async function authenticate(c: Context<AppEnv>, auth: RelayAuth, bytes: Uint8Arr
     .bind(auth.relayId)
     .first<{ ed25519_public_key: string; admin_state: RelayAdminState }>();
   const key = relay === null ? null : base64urlDecode(relay.ed25519_public_key);
-  if (relay === null || key === null) throw invalidSignature();
+  if (relay === null || key === null) throw invalidSignature(c);
   if (!relaySignatureValid(key, auth, c.req.method, new URL(c.req.url).pathname, bytes))
-    throw invalidSignature();
+    throw invalidSignature(c);
   if (relay.admin_state === "banned") throw new ApiError(403, "forbidden", "this relay is banned");
 }
 
@@ -85,11 +90,12 @@ async function answer(
   if (!result.ok) {
     switch (result.reason) {
       case "replayed":
+        monitor(c, () => ({ kind: "relay_replay", at: now, relayId }));
         throw new ApiError(401, "unauthorized", "nonce already used");
       case "nonce_budget":
         throw new ApiError(429, "rate_limited", "too many requests", { "Retry-After": "60" });
       case "unknown":
-        throw invalidSignature();
+        throw invalidSignature(c);
       case "not_registered":
         throw new ApiError(409, "conflict", "register before sending heartbeats");
       default:
@@ -127,9 +133,9 @@ export function relayRoutes(): Hono<AppEnv> {
     const { auth, body, bytes } = await signedRequest(c, relayEnrollRequest, now);
     const key = base64urlDecode(body.publicKey);
     // The id is derived from the key, and the request must be signed by that key: nobody enrolls a key they lack.
-    if (key === null || key.length !== 32 || relayIdFromKey(key) !== auth.relayId) throw invalidSignature();
+    if (key === null || key.length !== 32 || relayIdFromKey(key) !== auth.relayId) throw invalidSignature(c);
     if (!relaySignatureValid(key, auth, c.req.method, new URL(c.req.url).pathname, bytes))
-      throw invalidSignature();
+      throw invalidSignature(c);
     const hash = await sha256Hex(body.enrollmentToken);
     const db = c.env.DB;
     // One transaction: the token is spent only if the relay id is new, and the relay row exists only if the token
@@ -153,6 +159,7 @@ export function relayRoutes(): Hono<AppEnv> {
     if (spent?.meta.changes !== 1) {
       const exists = await db.prepare("SELECT 1 AS x FROM relays WHERE id = ?").bind(auth.relayId).first();
       if (exists !== null) throw new ApiError(409, "conflict", "this relay key is already enrolled");
+      monitor(c, (range) => ({ kind: "relay_auth_failure", at: now, what: "enrollment", range }));
       throw new ApiError(401, "invalid_token", "invalid, used or expired enrollment token");
     }
     return c.json({ relayId: auth.relayId }, 201);
@@ -166,6 +173,7 @@ export function relayRoutes(): Hono<AppEnv> {
     const { auth, body, bytes } = await signedRequest(c, relayRegisterRequest, now);
     await authenticate(c, auth, bytes);
     const result = await registryStub(c.env).register(auth.relayId, body, nonceOf(auth), now);
+    if (result.ok) monitor(c, () => ({ kind: "relay_register", at: now, relayId: auth.relayId }));
     return answer(c, auth.relayId, result, settings.heartbeatIntervalMs, now);
   });
 
@@ -177,6 +185,7 @@ export function relayRoutes(): Hono<AppEnv> {
     const { auth, body, bytes } = await signedRequest(c, relayHeartbeatRequest, now);
     await authenticate(c, auth, bytes);
     const result = await registryStub(c.env).heartbeat(auth.relayId, body, nonceOf(auth), now);
+    if (result.ok) monitor(c, () => heartbeatEvent(auth.relayId, body, now));
     return answer(c, auth.relayId, result, settings.heartbeatIntervalMs, now);
   });
 
