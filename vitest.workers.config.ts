@@ -5,6 +5,9 @@ import { defineConfig } from "vitest/config";
 
 /** The admin bootstrap secret the Workers tests use (development only). */
 export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789-abcdefghij";
+/** Where the Workers tests' alerts go, and the secret they are signed with (development only). */
+export const TEST_ALERT_WEBHOOK_URL = "http://127.0.0.1:9/wavry-alerts";
+export const TEST_ALERT_WEBHOOK_SECRET = "test-alert-webhook-secret-0123456789-abcdef";
 
 /** Workers pool: edge and Durable Object tests inside workerd, with the real D1 migrations applied. */
 export default defineConfig(async () => {
@@ -23,6 +26,10 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          // The alert webhook of every other test file answers here, so deliveries succeed quietly; everything
+          // else goes out as usual. test/workers/monitor.test.ts answers (and checks) its own inside the isolate.
+          outboundService: (request: Request) =>
+            request.url.startsWith(TEST_ALERT_WEBHOOK_URL) ? new Response("ok") : fetch(request),
           bindings: {
             TEST_MIGRATIONS: migrations,
             NOISE_VECTORS_JSON: noiseVectors,
@@ -30,6 +37,9 @@ export default defineConfig(async () => {
             // tested by building configurations explicitly (test/workers/config.test.ts).
             WAVRY_ENVIRONMENT: "development",
             WAVRY_ADMIN_BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN,
+            // Alerts are signed and posted to a local URL that the outbound service below answers.
+            WAVRY_ALERT_WEBHOOK_URL: TEST_ALERT_WEBHOOK_URL,
+            WAVRY_ALERT_WEBHOOK_SECRET: TEST_ALERT_WEBHOOK_SECRET,
           },
         },
       }),

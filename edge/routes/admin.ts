@@ -8,6 +8,7 @@ import { randomToken, sha256Hex, timingSafeEqualString } from "../security/token
 import { revokeDevice } from "../services/devices.ts";
 import { revokeAllUserSessions, revokeFamily } from "../services/sessions.ts";
 import { disconnectDevice, disconnectUser } from "../services/signaling.ts";
+import { alertAdminRoutes } from "./admin-alerts.ts";
 import { incidentAdminRoutes } from "./admin-incidents.ts";
 import { relayAdminRoutes } from "./admin-relays.ts";
 import { type AdminRoute, adminRouter } from "./admin-route-table.ts";
@@ -244,6 +245,7 @@ export function adminRoutes(): Hono<AppEnv> {
   systemAdminRoutes(route);
   relayAdminRoutes(route);
   incidentAdminRoutes(route);
+  alertAdminRoutes(route);
   if (ADMIN_ROUTES.length === 0) ADMIN_ROUTES.push(...table);
   return app;
 }
