@@ -19,6 +19,7 @@ import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import path from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { PeerLink, type PeerLinkOptions, type UdpAddress } from "../endpoint/peer-link/peer-link.ts";
 import { ClientSession } from "../endpoint/session/client-session.ts";
 import { HostSession } from "../endpoint/session/host-session.ts";
@@ -51,6 +52,16 @@ const CLEAN_SECONDS = 10;
 const LOSSY_SECONDS = 7;
 const DRAIN_MS = 500;
 
+/** Reassembler drop reasons that cost a whole frame (the others count fragments). */
+const FRAME_DROPS = new Set([
+  "expired",
+  "evicted",
+  "unrecoverable",
+  "corrupt",
+  "superseded",
+  "withheld",
+  "resync",
+]);
 const random = (length: number) => new Uint8Array(randomBytes(length));
 const is = (keys: KeyPair) => (key: Uint8Array) => constantTimeEqual(key, keys.publicKey);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -89,6 +100,24 @@ async function relayChild(): Promise<void> {
   });
   await waitFor(() => node.ready(), "the relay's registration", 10_000);
   process.send?.({ address: node.udpAddress.address, port: node.udpAddress.port, relayId: node.relayId });
+  // Asked for its counters after the run: forwarded datagrams and every drop by reason (none expected).
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  process.on("message", (request) => {
+    if (request === "start") {
+      lag.reset();
+      lag.enable();
+      return;
+    }
+    if (request !== "stats") return;
+    lag.disable();
+    const drops = Object.fromEntries(Object.entries(node.stats.dropsByReason()).filter(([, n]) => n > 0));
+    process.send?.({
+      forwarded: node.stats.forwardedPackets,
+      drops,
+      loopDelayP99Ms: round2(lag.percentile(99) / 1e6),
+      loopDelayMaxMs: round2(lag.max / 1e6),
+    });
+  });
   process.once("SIGTERM", () => {
     void node.stop().then(() => process.exit(0));
   });
@@ -145,6 +174,14 @@ async function links(options: {
   };
 }
 
+interface RelayCounters {
+  readonly forwarded: number;
+  readonly drops: Readonly<Record<string, number>>;
+  /** The relay process's event-loop delay during the run (a stall there holds every datagram behind it). */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
+}
+
 interface RunResult {
   readonly framesSent: number;
   readonly framesComplete: number;
@@ -156,6 +193,13 @@ interface RunResult {
   readonly cpuPercent: number;
   readonly mbitPerSecond: number;
   readonly resent: number;
+  /** NACKs the client sent: with no loss on the path, each is a stall of ≥ 10 ms somewhere (a CPU or GC pause). */
+  readonly nacks: number;
+  /** Frame-level reassembler drops by reason (a given-up frame, and the frames withheld until a keyframe). */
+  readonly frameDrops: Readonly<Record<string, number>>;
+  /** This process's event-loop delay during the run (host and client share it). */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
 }
 
 /** Streams for `seconds` over `pair` and measures. */
@@ -189,6 +233,8 @@ async function run(pair: Links, seconds: number): Promise<RunResult> {
       if (s !== undefined) transport.push(info.completedAt - s);
     },
   });
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
   const cpu = process.cpuUsage();
   const began = performance.now();
   await sleep(seconds * 1000);
@@ -199,6 +245,7 @@ async function run(pair: Links, seconds: number): Promise<RunResult> {
   client.close();
   const wall = performance.now() - began;
   const used = process.cpuUsage(cpu);
+  lag.disable();
   const framesSent = host.stats.framesSent;
   const framesComplete = client.stats.framesComplete;
   return {
@@ -212,6 +259,12 @@ async function run(pair: Links, seconds: number): Promise<RunResult> {
     cpuPercent: Math.round(((used.user + used.system) / 1000 / wall) * 1000) / 10,
     mbitPerSecond: round2((bytes * 8) / (wall / 1000) / 1e6),
     resent: host.stats.fragmentsResent,
+    nacks: client.stats.nacksSent,
+    frameDrops: Object.fromEntries(
+      Object.entries(client.stats.drops).filter(([reason, n]) => FRAME_DROPS.has(reason) && (n ?? 0) > 0),
+    ),
+    loopDelayP99Ms: round2(lag.percentile(99) / 1e6),
+    loopDelayMaxMs: round2(lag.max / 1e6),
   };
 }
 
@@ -231,6 +284,7 @@ async function main(): Promise<void> {
     control: { leaseKeys: [authority.certificate("lk1")] },
   });
   let relayedResult: RunResult;
+  let relayCounters: RelayCounters = { forwarded: 0, drops: {}, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
   let inProcessResult: RunResult;
   try {
     // The relay in its own process, as deployed (on another machine in practice): the figure for the target.
@@ -242,8 +296,13 @@ async function main(): Promise<void> {
     try {
       const [info] = (await once(child, "message", { signal: AbortSignal.timeout(20_000) })) as [RelayOption];
       const relayed = await links({ relay: { ...info, authority } });
+      child.send("start");
       relayedResult = await run(relayed, CLEAN_SECONDS);
       await relayed.close();
+      child.send("stats");
+      const [counters] = await once(child, "message", { signal: AbortSignal.timeout(5_000) });
+      relayCounters = counters as RelayCounters;
+      console.log("relay counters (child)", relayCounters);
     } finally {
       child.kill("SIGTERM");
       await once(child, "exit");
@@ -295,6 +354,7 @@ async function main(): Promise<void> {
       "process.cpuUsage of the one process holding host and client (and the relay only in relayedInProcess)",
     direct: directResult,
     relayed: relayedResult,
+    relayCounters,
     relayedInProcess: inProcessResult,
     relayInProcessAddsP99Ms: round2(inProcessResult.transportP99Ms - directResult.transportP99Ms),
     relayAddsP50Ms: round2(relayedResult.transportP50Ms - directResult.transportP50Ms),

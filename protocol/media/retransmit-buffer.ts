@@ -8,8 +8,9 @@ export interface RetransmitBufferOptions {
   /** Bytes kept, counted as the frames' backing buffers. */
   readonly maxBytes?: number;
   /**
-   * How often one fragment may be sent again. Bounds what a NACK can make the host send (no more than this
-   * many times what it sent in the first place), whatever the client asks.
+   * How often one fragment may be sent again (default 4: the client's three NACK rounds plus one whole-frame
+   * NACK). Bounds what a NACK can make the host send (no more than this many times what it sent in the first
+   * place), whatever the client asks.
    */
   readonly maxResendsPerFragment?: number;
 }
@@ -23,7 +24,7 @@ interface StoredFrame {
   readonly resends: Uint8Array;
 }
 
-const DEFAULTS = { maxFrames: 120, maxBytes: 8 * 1024 * 1024, maxResendsPerFragment: 2 } as const;
+const DEFAULTS = { maxFrames: 120, maxBytes: 8 * 1024 * 1024, maxResendsPerFragment: 4 } as const;
 
 /**
  * Keeps the newest frames' messages (views, no copies) by (frame id, data index) and answers NACKs with the
