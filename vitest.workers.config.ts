@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { DEV_LOG_HASH_KEY, DEV_TOTP_KEYS, DEV_WRAP_KEYS } from "./edge/env.ts";
 
 /** The admin bootstrap secret the Workers tests use (development only). */
 export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789-abcdefghij";
@@ -37,6 +38,11 @@ export default defineConfig(async () => {
             // tested by building configurations explicitly (test/workers/config.test.ts).
             WAVRY_ENVIRONMENT: "development",
             WAVRY_ADMIN_BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN,
+            // Set explicitly, so a local .dev.vars (which `npm start` writes, and the pool would read) cannot
+            // change what the tests see: the edge's own development defaults.
+            WAVRY_TOTP_ENCRYPTION_KEYS: DEV_TOTP_KEYS,
+            WAVRY_SIGNING_KEY_WRAP_KEYS: DEV_WRAP_KEYS,
+            WAVRY_LOG_HASH_KEY: DEV_LOG_HASH_KEY,
             // Alerts are signed and posted to a local URL that the outbound service below answers.
             WAVRY_ALERT_WEBHOOK_URL: TEST_ALERT_WEBHOOK_URL,
             WAVRY_ALERT_WEBHOOK_SECRET: TEST_ALERT_WEBHOOK_SECRET,

@@ -83,10 +83,10 @@ export type ConfigResult =
 
 // Development-only defaults for the key rings, so `wrangler dev` and tests run with no hand editing. They are
 // public (in this file), which is why production refuses to start without real secrets.
-const DEV_TOTP_KEYS = "dev-totp-1:ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0wMDAwMDA";
-const DEV_WRAP_KEYS = "dev-wrap-1:ZGV2ZWxvcG1lbnQtb25seS13cmFwLWtleS0wMDAwMDA";
+export const DEV_TOTP_KEYS = "dev-totp-1:ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0wMDAwMDA";
+export const DEV_WRAP_KEYS = "dev-wrap-1:ZGV2ZWxvcG1lbnQtb25seS13cmFwLWtleS0wMDAwMDA";
 const DEV_KEY_MARK = "dev-";
-const DEV_LOG_HASH_KEY = "development-only-log-hash-key-not-secret";
+export const DEV_LOG_HASH_KEY = "development-only-log-hash-key-not-secret";
 const KEY_ROTATION_DEFAULT_SECS = 30 * 86_400;
 const KEY_ROTATION_MIN_SECS = 86_400;
 
