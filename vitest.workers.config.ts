@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { DEV_LOG_HASH_KEY, DEV_TOTP_KEYS, DEV_WRAP_KEYS } from "./edge/env.ts";
+import { DEV_LOG_HASH_KEY, DEV_TOTP_KEYS, DEV_WRAP_KEYS } from "./edge/dev-defaults.ts";
 
 /** The admin bootstrap secret the Workers tests use (development only). */
 export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789-abcdefghij";

@@ -5,6 +5,7 @@ import type { RateLimiter } from "../durable/rate-limiter.ts";
 import type { RelayRegistry } from "../durable/relay-registry.ts";
 import type { SignalingRoom } from "../durable/signaling-room.ts";
 import { type AlertSettings, alertSettings } from "./alert-settings.ts";
+import { DEV_LOG_HASH_KEY, DEV_TOTP_KEYS, DEV_WRAP_KEYS } from "./dev-defaults.ts";
 import { parseKeyRing } from "./security/secret-box.ts";
 import { base64urlDecode } from "./security/tokens-util.ts";
 
@@ -83,10 +84,7 @@ export type ConfigResult =
 
 // Development-only defaults for the key rings, so `wrangler dev` and tests run with no hand editing. They are
 // public (in this file), which is why production refuses to start without real secrets.
-export const DEV_TOTP_KEYS = "dev-totp-1:ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0wMDAwMDA";
-export const DEV_WRAP_KEYS = "dev-wrap-1:ZGV2ZWxvcG1lbnQtb25seS13cmFwLWtleS0wMDAwMDA";
 const DEV_KEY_MARK = "dev-";
-export const DEV_LOG_HASH_KEY = "development-only-log-hash-key-not-secret";
 const KEY_ROTATION_DEFAULT_SECS = 30 * 86_400;
 const KEY_ROTATION_MIN_SECS = 86_400;
 

@@ -32,7 +32,7 @@ export interface EdgeModules {
   /** The admin middlewares, for building test apps the way the edge does. */
   readonly requireAdmin: (scope: string) => MiddlewareHandler;
   readonly auditAdmin: () => MiddlewareHandler;
-  /** `const DEV_… = "…"` values in edge/env.ts: public development defaults. */
+  /** `const DEV_… = "…"` values in edge/env.ts and edge/dev-defaults.ts: public development defaults. */
   readonly devDefaults: readonly { readonly name: string; readonly value: string }[];
 }
 
@@ -110,7 +110,10 @@ export function loadEdgeModules(): Promise<EdgeModules> {
     const requireAdmin = fn(auth, "middleware/admin-auth.ts", "requireAdmin");
     const auditAdmin = fn(auth, "middleware/admin-auth.ts", "auditAdmin");
     if (!isStringArray(auth.ADMIN_SCOPES)) throw new ShapeError("edge/middleware/admin-auth.ts ADMIN_SCOPES");
-    const envSource = readFileSync(new URL("env.ts", EDGE), "utf8");
+    // The development defaults live in edge/dev-defaults.ts (env.ts may still hold DEV_ marks of its own).
+    const envSource = ["env.ts", "dev-defaults.ts"]
+      .map((file) => readFileSync(new URL(file, EDGE), "utf8"))
+      .join("\n");
     return {
       loadConfig: (vars) => toConfigResult(loadConfig(vars)),
       signalUrl: (config) => {

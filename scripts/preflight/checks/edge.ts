@@ -198,7 +198,7 @@ export function checkEdge(input: EdgeCheckInput, edge: EdgeModules): Finding[] {
     ([, value]) => devValues.some((d) => value.includes(d.value)) || /(^|,)\s*dev-[^:,]*:/.test(value),
   );
   if (usesDev.length === 0) {
-    findings.push(pass("dev-defaults", "no development default (edge/env.ts DEV_…) is used"));
+    findings.push(pass("dev-defaults", "no development default (edge/dev-defaults.ts DEV_…) is used"));
   } else {
     findings.push(
       failInProduction(

@@ -7,7 +7,7 @@ import { type Finding, fail, pass } from "../findings.ts";
  * "None committed in source files": scans the files git tracks under the root (or, outside a git checkout, every
  * file except node_modules, .git and .wrangler) for PEM private keys, the project's token prefixes followed by a
  * token, literal values of the secret settings, long high-entropy strings assigned to secret-like names, and
- * committed environment files. Known public values (the DEV_… defaults in edge/env.ts, placeholders such as
+ * committed environment files. Known public values (the DEV_… defaults in edge/dev-defaults.ts, placeholders such as
  * `change-me`) are allowed explicitly. Paths matched by `.preflightignore` (globs, one a line, `#` comments) are
  * not scanned, and the count says how many were left out.
  */
