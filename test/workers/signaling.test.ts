@@ -1,6 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { Alert } from "../../durable/monitor/alert-store.ts";
+import { DEFAULT_THRESHOLDS } from "../../durable/monitor/rules.ts";
 import {
   addressRoom,
   deviceRoom,
@@ -9,6 +11,7 @@ import {
 } from "../../durable/signaling/rooms.ts";
 import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
 import { base64urlDecode, base64urlEncode } from "../../edge/security/tokens-util.ts";
+import { MONITOR_NAME } from "../../edge/services/monitor.ts";
 import { assignRelay, type RelayAssignment } from "../../edge/services/relay-assignment.ts";
 import { signalUrl } from "../../edge/services/signaling.ts";
 import { issueToken, TokenKind } from "../../edge/services/tokens.ts";
@@ -379,6 +382,39 @@ describe("signaling: authentication before the upgrade", () => {
 });
 
 describe("signaling: sessions", () => {
+  it("failed session reports reach the monitor: the one that completes a surge raises the handshake alert", async () => {
+    // First among the session tests: no failed report has reached this file's Monitor before it.
+    const monitor = env.MONITOR.get(env.MONITOR.idFromName(MONITOR_NAME));
+    const handshakeAlerts = async () =>
+      ((await monitor.list("all", 1000)) as Alert[]).filter((a) => a.rule === "handshake_failures");
+    // One short of the threshold, fed straight in (each one a failed report, so failures are most reports)...
+    const now = Date.now();
+    await monitor.report(
+      Array.from({ length: DEFAULT_THRESHOLDS.handshakeFailures.count - 1 }, () => ({
+        kind: "session_report" as const,
+        at: now,
+        failed: true,
+      })),
+    );
+    expect(await handshakeAlerts()).toHaveLength(0);
+    // ...and the one that reaches it comes from an endpoint over its signaling socket.
+    const user = await newUser();
+    const host = await newDevice(user);
+    const laptop = await newDevice(user);
+    const h = await connect(host);
+    const c = await connect(laptop);
+    const { offer } = await establish(c, h, host);
+    c.send({
+      v: 1,
+      type: "session.report",
+      sessionId: offer.sessionId,
+      outcome: { result: "failed", reason: "handshake_timeout" },
+    });
+    for (let i = 0; i < 300 && (await handshakeAlerts()).length === 0; i++) await sleep(10);
+    const [alert] = await handshakeAlerts();
+    expect(alert).toMatchObject({ rule: "handshake_failures", subject: "all", severity: "critical" });
+  });
+
   it("a host and a client of one user: the host gets the offer, the client the host's key and candidates", async () => {
     const user = await newUser();
     const host = await newDevice(user);
