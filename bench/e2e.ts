@@ -27,6 +27,7 @@ import { SyntheticVideoSource } from "../endpoint/session/synthetic-source.ts";
 import { constantTimeEqual } from "../protocol/bytes.ts";
 import { generateX25519KeyPair, type KeyPair } from "../protocol/crypto/backend.ts";
 import { nodeBackend } from "../protocol/crypto/node-backend.ts";
+import { FRAME_DROP_REASONS, type ReassemblyDropReason } from "../protocol/media/reassembler.ts";
 import { loadConfig } from "../relay-node/config.ts";
 import { silentLogger } from "../relay-node/log.ts";
 import { startRelayNode } from "../relay-node/relay-node.ts";
@@ -52,16 +53,6 @@ const CLEAN_SECONDS = 10;
 const LOSSY_SECONDS = 7;
 const DRAIN_MS = 500;
 
-/** Reassembler drop reasons that cost a whole frame (the others count fragments). */
-const FRAME_DROPS = new Set([
-  "expired",
-  "evicted",
-  "unrecoverable",
-  "corrupt",
-  "superseded",
-  "withheld",
-  "resync",
-]);
 const random = (length: number) => new Uint8Array(randomBytes(length));
 const is = (keys: KeyPair) => (key: Uint8Array) => constantTimeEqual(key, keys.publicKey);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -261,7 +252,9 @@ async function run(pair: Links, seconds: number): Promise<RunResult> {
     resent: host.stats.fragmentsResent,
     nacks: client.stats.nacksSent,
     frameDrops: Object.fromEntries(
-      Object.entries(client.stats.drops).filter(([reason, n]) => FRAME_DROPS.has(reason) && (n ?? 0) > 0),
+      Object.entries(client.stats.drops).filter(
+        ([reason, n]) => FRAME_DROP_REASONS.has(reason as ReassemblyDropReason) && (n ?? 0) > 0,
+      ),
     ),
     loopDelayP99Ms: round2(lag.percentile(99) / 1e6),
     loopDelayMaxMs: round2(lag.max / 1e6),

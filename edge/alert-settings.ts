@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type CountRule, DEFAULT_THRESHOLDS, type MonitorThresholds } from "../durable/monitor/rules.ts";
+import { int } from "./config-fields.ts";
 
 /**
  * The monitoring settings (issue 6), read by edge/env.ts as part of the one validated configuration: rule
@@ -23,15 +24,6 @@ export interface AlertSettings {
   readonly maxStored: number;
   readonly webhook: AlertWebhook | null;
 }
-
-const int = (fallback: number, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d{1,9}$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().min(min).max(max))
-    .optional()
-    .transform((v) => v ?? fallback);
 
 const DAY_SECS = 86_400;
 const secs = (ms: number) => ms / 1000;

@@ -5,6 +5,7 @@ import type { RateLimiter } from "../durable/rate-limiter.ts";
 import type { RelayRegistry } from "../durable/relay-registry.ts";
 import type { SignalingRoom } from "../durable/signaling-room.ts";
 import { type AlertSettings, alertSettings } from "./alert-settings.ts";
+import { int } from "./config-fields.ts";
 import { DEV_LOG_HASH_KEY, DEV_TOTP_KEYS, DEV_WRAP_KEYS } from "./dev-defaults.ts";
 import { parseKeyRing } from "./security/secret-box.ts";
 import { base64urlDecode } from "./security/tokens-util.ts";
@@ -87,15 +88,6 @@ export type ConfigResult =
 const DEV_KEY_MARK = "dev-";
 const KEY_ROTATION_DEFAULT_SECS = 30 * 86_400;
 const KEY_ROTATION_MIN_SECS = 86_400;
-
-const int = (fallback: number, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d{1,9}$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().min(min).max(max))
-    .optional()
-    .transform((v) => v ?? fallback);
 
 const flag = z
   .enum(["0", "1", "true", "false"], { message: "must be 0 or 1" })

@@ -11,6 +11,7 @@ import { readU32 } from "../../protocol/media/little-endian.ts";
 import { encodeNack, FEEDBACK_SEND_COPIES, type Nack } from "../../protocol/media/nack.ts";
 import {
   type CompletedFrame,
+  FRAME_DROP_REASONS,
   type KeyframeRequestEvent,
   Reassembler,
   type ReassemblerOptions,
@@ -68,15 +69,6 @@ export interface ClientSessionStats {
   delays: number[];
 }
 
-const FRAME_DROPS: ReadonlySet<ReassemblyDropReason> = new Set([
-  "expired",
-  "evicted",
-  "unrecoverable",
-  "corrupt",
-  "superseded",
-  "withheld",
-  "resync",
-]);
 const MAX_DELAY_SAMPLES = 8192;
 
 /**
@@ -124,7 +116,7 @@ export class ClientSession {
         keyframeRequest: (request) => this.#sendKeyframeRequest(request),
         drop: (reason) => {
           this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
-          if (FRAME_DROPS.has(reason)) this.stats.framesDropped++;
+          if (FRAME_DROP_REASONS.has(reason)) this.stats.framesDropped++;
         },
       },
       options.reassembler,

@@ -73,6 +73,17 @@ export type ReassemblyDropReason =
   | "withheld"
   | "resync";
 
+/** The drop reasons that cost a whole frame (the others count fragments). */
+export const FRAME_DROP_REASONS: ReadonlySet<ReassemblyDropReason> = new Set([
+  "expired",
+  "evicted",
+  "unrecoverable",
+  "corrupt",
+  "superseded",
+  "withheld",
+  "resync",
+]);
+
 const DROP_REASONS: readonly ReassemblyDropReason[] = [
   "malformed",
   "stale",

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,16 +7,12 @@ import { systemClock } from "../../relay-node/clock.ts";
 import { EdgeClient as RelayEdgeClient } from "../../relay-node/edge-client.ts";
 import { loadOrCreateIdentity } from "../../relay-node/identity.ts";
 import { callEdge, type LocalEdge, startLocalEdge } from "../support/local-edge.ts";
-import { ROOT } from "../support/vectors.ts";
+import { runWavry, type WavryRun } from "../support/run-wavry.ts";
 
 // Issue 6, end to end: the real `wavry admin` bin (node + tsx) against the real edge in workerd on loopback. Each
 // command's happy path and one failure, and the audit log shows every action.
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = WavryRun;
 
 const PASSWORD = "correct horse battery staple";
 let edge: LocalEdge;
@@ -26,37 +21,20 @@ let adminToken: string;
 let adminId: string;
 const runs: Run[] = [];
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "bin", "wavry.js"), ...args], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: scratch,
-        WAVRY_ENVIRONMENT: "development",
-        WAVRY_EDGE_URL: edge.url,
-        WAVRY_ADMIN_TOKEN_FILE: path.join(scratch, "admin-token"),
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      const result = { status, stdout, stderr };
-      runs.push(result);
-      resolve(result);
-    });
-  });
+async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const result = await runWavry(
+    args,
+    {
+      HOME: scratch,
+      WAVRY_ENVIRONMENT: "development",
+      WAVRY_EDGE_URL: edge.url,
+      WAVRY_ADMIN_TOKEN_FILE: path.join(scratch, "admin-token"),
+      ...env,
+    },
+    60_000,
+  );
+  runs.push(result);
+  return result;
 }
 
 const admin = (...args: string[]) => run(["admin", ...args]);

@@ -1,18 +1,13 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../support/local-edge.ts";
-import { ROOT } from "../support/vectors.ts";
+import { runWavry, type WavryRun } from "../support/run-wavry.ts";
 
 // End to end: the real `wavry` bin (node + tsx, as after `npm ci`) against the real edge in workerd on loopback.
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = WavryRun;
 
 const PASSWORD = "correct horse battery staple";
 const EMAIL = `cli-${Date.now()}@example.com`;
@@ -20,27 +15,7 @@ let edge: LocalEdge;
 let scratch: string;
 
 function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "bin", "wavry.js"), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: scratch, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("error", reject);
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runWavry(args, { HOME: scratch, ...env }, 30_000);
 }
 
 function envFor(home: string, extra: Record<string, string> = {}): Record<string, string> {
