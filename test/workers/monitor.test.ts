@@ -8,11 +8,8 @@ import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
 import { base64urlEncode } from "../../edge/security/tokens-util.ts";
 import { addressRange, MONITOR_NAME } from "../../edge/services/monitor.ts";
 import { RELAY_REGISTRY_NAME } from "../../edge/services/relay-registry.ts";
-import { generateEd25519KeyPair } from "../../protocol/crypto/backend.ts";
-import { nobleBackend } from "../../protocol/crypto/noble-backend.ts";
-import { relayIdFromKey } from "../../protocol/identity/relay-id.ts";
-import { RELAY_REQUEST_HEADERS, relayRequestSigningInput } from "../../protocol/relay/signed-request.ts";
-import { BOOTSTRAP, type CallResult, call, errorCode, freshAddress, unique } from "./helpers.ts";
+import { BOOTSTRAP, call, errorCode, freshAddress, unique } from "./helpers.ts";
+import { newRelay, type Relay, signed } from "./relay-kit.ts";
 
 /**
  * The monitor (issue 6) end to end in workerd: every rule driven just under its default threshold (no alert), then
@@ -228,53 +225,6 @@ describe("handshake failure surges", () => {
 });
 
 // ---- Relays: enrolled with real signed requests, as relay-registry.test.ts does. ----
-
-interface Relay {
-  readonly seed: Uint8Array;
-  readonly publicKey: string;
-  readonly id: string;
-  readonly address: string;
-}
-
-function newRelay(): Relay {
-  const pair = generateEd25519KeyPair(nobleBackend, random);
-  return {
-    seed: pair.privateKey,
-    publicKey: base64urlEncode(pair.publicKey),
-    id: relayIdFromKey(pair.publicKey),
-    address: freshAddress(),
-  };
-}
-
-function signed(
-  relay: Relay,
-  path: string,
-  body: unknown,
-  options: { nonce?: string; seed?: Uint8Array } = {},
-): Promise<CallResult> {
-  const raw = JSON.stringify(body);
-  const timestampMs = Date.now();
-  const nonce = options.nonce ?? base64urlEncode(random(16));
-  const input = relayRequestSigningInput({
-    method: "POST",
-    path,
-    timestampMs,
-    nonce,
-    body: new TextEncoder().encode(raw),
-  });
-  return call(path, {
-    raw,
-    address: relay.address,
-    headers: {
-      [RELAY_REQUEST_HEADERS.relayId]: relay.id,
-      [RELAY_REQUEST_HEADERS.timestamp]: String(timestampMs),
-      [RELAY_REQUEST_HEADERS.nonce]: nonce,
-      [RELAY_REQUEST_HEADERS.signature]: base64urlEncode(
-        nobleBackend.ed25519Sign(options.seed ?? relay.seed, input),
-      ),
-    },
-  });
-}
 
 const STARTED = 1_700_000_000_000;
 const heartbeatBody = (sessions: number, bytes: number, invalidLease = 0) => ({

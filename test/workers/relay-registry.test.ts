@@ -12,7 +12,6 @@ import {
 } from "../../edge/services/relay-registry.ts";
 import { generateEd25519KeyPair } from "../../protocol/crypto/backend.ts";
 import { nobleBackend } from "../../protocol/crypto/noble-backend.ts";
-import { relayIdFromKey } from "../../protocol/identity/relay-id.ts";
 import {
   LEASE_KEY_CERT_ISSUER,
   LEASE_KEY_CERT_TYP,
@@ -21,8 +20,8 @@ import {
   parseLeaseClaims,
 } from "../../protocol/relay/lease.ts";
 import { type RelayControlResponse, relayControlResponse } from "../../protocol/relay/registry-messages.ts";
-import { RELAY_REQUEST_HEADERS, relayRequestSigningInput } from "../../protocol/relay/signed-request.ts";
-import { BOOTSTRAP, type CallResult, call, errorCode, freshAddress } from "./helpers.ts";
+import { BOOTSTRAP, call, errorCode, freshAddress } from "./helpers.ts";
+import { newRelay, type Relay, signed, signedHeaders } from "./relay-kit.ts";
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 const bindings = env as unknown as EdgeBindings;
@@ -44,65 +43,6 @@ function config() {
   const result = loadConfig(bindings);
   if (!result.ok) throw new Error(`test configuration invalid: ${result.problems.join("; ")}`);
   return result.config;
-}
-
-interface Relay {
-  readonly seed: Uint8Array;
-  readonly publicKey: string;
-  readonly id: string;
-  /** One address per relay, so the per-address budget of one test never leaks into the next. */
-  readonly address: string;
-}
-
-function newRelay(): Relay {
-  const pair = generateEd25519KeyPair(nobleBackend, random);
-  return {
-    seed: pair.privateKey,
-    publicKey: base64urlEncode(pair.publicKey),
-    id: relayIdFromKey(pair.publicKey),
-    address: freshAddress(),
-  };
-}
-
-interface SignOptions {
-  readonly timestampMs?: number;
-  readonly nonce?: string;
-  /** Sign with this seed instead of the relay's own key. */
-  readonly seed?: Uint8Array;
-  /** Sign this text but send the body. */
-  readonly signedBody?: string;
-  readonly relayId?: string;
-}
-
-/** The four signed-request headers for `body`, as a relay node computes them. */
-function signedHeaders(relay: Relay, path: string, raw: string, options: SignOptions = {}) {
-  const timestampMs = options.timestampMs ?? Date.now();
-  const nonce = options.nonce ?? base64urlEncode(random(16));
-  const input = relayRequestSigningInput({
-    method: "POST",
-    path,
-    timestampMs,
-    nonce,
-    body: new TextEncoder().encode(options.signedBody ?? raw),
-  });
-  return {
-    [RELAY_REQUEST_HEADERS.relayId]: options.relayId ?? relay.id,
-    [RELAY_REQUEST_HEADERS.timestamp]: String(timestampMs),
-    [RELAY_REQUEST_HEADERS.nonce]: nonce,
-    [RELAY_REQUEST_HEADERS.signature]: base64urlEncode(
-      nobleBackend.ed25519Sign(options.seed ?? relay.seed, input),
-    ),
-  };
-}
-
-function signed<T = Record<string, unknown>>(
-  relay: Relay,
-  path: string,
-  body: unknown,
-  options: SignOptions = {},
-): Promise<CallResult<T>> {
-  const raw = JSON.stringify(body);
-  return call<T>(path, { raw, address: relay.address, headers: signedHeaders(relay, path, raw, options) });
 }
 
 async function enrollmentToken(): Promise<string> {
