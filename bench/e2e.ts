@@ -274,7 +274,8 @@ async function main(): Promise<void> {
   const authority = new LeaseAuthority();
   const edge = await FakeEdge.start({
     enrollmentTokens: [ENROLLMENT_TOKEN],
-    control: { leaseKeys: [authority.certificate("lk1")] },
+    // Heartbeats at the edge's default interval (WAVRY_RELAY_HEARTBEAT_INTERVAL_MS), as deployed.
+    control: { leaseKeys: [authority.certificate("lk1")], heartbeatIntervalMs: 5000 },
   });
   let relayedResult: RunResult;
   let relayCounters: RelayCounters = { forwarded: 0, drops: {}, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
