@@ -267,7 +267,7 @@ describe("signaling: authentication before the upgrade", () => {
     const none = await upgrade(device, { token: null });
     expect(none.status).toBe(401);
     expect(none.webSocket).toBeNull();
-    const forged = `${device.token.slice(0, -4)}AAAA`;
+    const forged = `${device.token.slice(0, -4)}${device.token.endsWith("AAAA") ? "BAAA" : "AAAA"}`;
     expect((await upgrade(device, { token: forged })).status).toBe(401);
     // A user token is not a device token.
     expect((await upgrade(device, { token: user.token })).status).toBe(401);
