@@ -1,31 +1,35 @@
 /**
  * End-to-end media transport benchmark (`npm run bench:e2e`), loopback only: synthetic frames (random bytes
- * sized for 20 Mbit/s at 60 fps, a keyframe every 60 frames at 4x the size of the others) from a HostSession
- * to a ClientSession over a real PeerLink, on the direct path and through an in-process relay node with real
- * leases, then through a seeded lossy proxy (1%, 5%, 10% loss, plus 1% duplication and 2% reordering).
+ * sized for 20 Mbit/s at 60 fps, a keyframe every 60 frames at 4x the size of the others) from a HostSession in
+ * this process to a ClientSession in a child process (as host and client run on two machines), over a real
+ * PeerLink: on the direct path, through a relay node in a third process with real leases, then through a seeded
+ * lossy proxy (1%, 5%, 10% loss, plus 1% duplication and 2% reordering).
  *
- * Delay figures (ms, one process, one clock):
+ * Delay figures (ms; the client's completion times are mapped onto this process's clock by an offset measured
+ * over IPC before each run, to within half the best round trip):
  * - transport: the frame's last data fragment leaving the pacer → the client completing the frame (seal,
  *   UDP, relay, open, reassembly);
  * - queued: the frame handed to the host session → complete (adds the pacer draining the frame).
  * The congestion controller is pinned to 25..50 Mbit/s (pacing ≥ 37.5 Mbit/s) so the synthetic source, which
  * cannot change its rate, never backs up the pacer: the figures are the transport's, not the controller's.
- * The relayed run uses a relay node in a child process (the target's figure); a second relayed run shares this
- * process's event loop with host and client, for comparison.
- * CPU is process.cpuUsage of this process: host and client share it (and the relay, in the in-process run only).
+ * The relay node runs in its own process (the target's figure). Direct and relayed runs alternate in
+ * CLEAN_ROUNDS rounds and each path's frames are pooled, so both paths meet the same moments of a noisy machine
+ * (one 10 s run per path gave p99 differences that swung by more than the target between runs). Two more rounds
+ * put the relay in the host's process, for comparison.
+ * CPU: process.cpuUsage of the host process and of the client process, each over its run.
  * Last line: one JSON object with every figure.
  */
-import { fork } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { PeerLink, type PeerLinkOptions, type UdpAddress } from "../endpoint/peer-link/peer-link.ts";
+import { PeerLink, type UdpAddress } from "../endpoint/peer-link/peer-link.ts";
 import { ClientSession } from "../endpoint/session/client-session.ts";
 import { HostSession } from "../endpoint/session/host-session.ts";
 import { SyntheticVideoSource } from "../endpoint/session/synthetic-source.ts";
 import { constantTimeEqual } from "../protocol/bytes.ts";
-import { generateX25519KeyPair, type KeyPair } from "../protocol/crypto/backend.ts";
+import { generateX25519KeyPair } from "../protocol/crypto/backend.ts";
 import { nodeBackend } from "../protocol/crypto/node-backend.ts";
 import { FRAME_DROP_REASONS, type ReassemblyDropReason } from "../protocol/media/reassembler.ts";
 import { loadConfig } from "../relay-node/config.ts";
@@ -49,12 +53,14 @@ const KEYFRAME_INTERVAL = 60;
 // Average over a keyframe interval equals BITRATE / FPS: (4p + 59p) / 60 = bytes per frame.
 const FRAME_BYTES = Math.round((BITRATE / 8 / FPS) * (KEYFRAME_INTERVAL / (KEYFRAME_INTERVAL + 3)));
 const KEYFRAME_BYTES = 4 * FRAME_BYTES;
-const CLEAN_SECONDS = 10;
+/** Clean-path rounds: direct and relayed alternate, CLEAN_SECONDS each, pooled per path. */
+const CLEAN_ROUNDS = 4;
+const CLEAN_SECONDS = 5;
+const IN_PROCESS_ROUNDS = 2;
 const LOSSY_SECONDS = 7;
 const DRAIN_MS = 500;
 
 const random = (length: number) => new Uint8Array(randomBytes(length));
-const is = (keys: KeyPair) => (key: Uint8Array) => constantTimeEqual(key, keys.publicKey);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round2 = (value: number) => Math.round(value * 100) / 100;
 
@@ -62,12 +68,6 @@ function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
-
-interface Links {
-  readonly host: PeerLink;
-  readonly client: PeerLink;
-  close(): Promise<void>;
 }
 
 interface RelayOption {
@@ -120,51 +120,6 @@ const seed = (pair: Ed25519Pair) => {
   return new Uint8Array(Buffer.from(d, "base64url"));
 };
 
-/** Establishes a link pair: direct to `candidate(host)`, or relay-only when `relay` is given. */
-async function links(options: {
-  candidate?: (host: UdpAddress) => Promise<UdpAddress>;
-  relay?: RelayOption;
-}): Promise<Links> {
-  const sessionId = newSessionId();
-  const hostKeys = generateX25519KeyPair(nodeBackend, random);
-  const clientKeys = generateX25519KeyPair(nodeBackend, random);
-  const common: Partial<PeerLinkOptions> & { sessionId: Uint8Array } = {
-    sessionId,
-    bind: { address: "127.0.0.1" },
-    tickMs: 10,
-  };
-  const relay = options.relay;
-  const assignment = (role: "host" | "client") => {
-    if (relay === undefined) return {};
-    const cnf = ed25519Pair();
-    const lease = relay.authority.lease({ kid: "lk1", aud: relay.relayId, sid: sessionId, role, cnf });
-    return { relay: { address: relay.address, port: relay.port, lease, signingKey: seed(cnf) } };
-  };
-  const host = await PeerLink.host({
-    ...common,
-    staticKeyPair: hostKeys,
-    verifyRemoteStatic: is(clientKeys),
-    ...assignment("host"),
-  });
-  const hostUp = once(host, "established", { signal: AbortSignal.timeout(10_000) });
-  const candidate = options.candidate === undefined ? undefined : await options.candidate(host.localAddress);
-  const client = await PeerLink.client({
-    ...common,
-    staticKeyPair: clientKeys,
-    verifyRemoteStatic: is(hostKeys),
-    ...assignment("client"),
-    ...(candidate !== undefined && { candidates: [candidate] }),
-  });
-  await Promise.all([once(client, "established", { signal: AbortSignal.timeout(10_000) }), hostUp]);
-  return {
-    host,
-    client,
-    close: async () => {
-      await Promise.all([host.close(), client.close()]);
-    },
-  };
-}
-
 interface RelayCounters {
   readonly forwarded: number;
   readonly drops: Readonly<Record<string, number>>;
@@ -174,6 +129,8 @@ interface RelayCounters {
 }
 
 interface RunResult {
+  /** Rounds pooled (the clean paths alternate round by round, so each meets the same moments of the machine). */
+  readonly rounds: number;
   readonly framesSent: number;
   readonly framesComplete: number;
   readonly completeRatio: number;
@@ -181,65 +138,57 @@ interface RunResult {
   readonly transportP99Ms: number;
   readonly queuedP50Ms: number;
   readonly queuedP99Ms: number;
-  readonly cpuPercent: number;
+  /** process.cpuUsage of the host process over the run (with the relay, in the in-process relay run). */
+  readonly hostCpuPercent: number;
+  /** process.cpuUsage of the client process over the run. */
+  readonly clientCpuPercent: number;
   readonly mbitPerSecond: number;
   readonly resent: number;
   /** NACKs the client sent: with no loss on the path, each is a stall of ≥ 10 ms somewhere (a CPU or GC pause). */
   readonly nacks: number;
   /** Frame-level reassembler drops by reason (a given-up frame, and the frames withheld until a keyframe). */
   readonly frameDrops: Readonly<Record<string, number>>;
-  /** This process's event-loop delay during the run (host and client share it). */
-  readonly loopDelayP99Ms: number;
-  readonly loopDelayMaxMs: number;
+  /** Event-loop delay of the host and the client process during the run (a stall holds every datagram). */
+  readonly hostLoopDelayMaxMs: number;
+  readonly clientLoopDelayMaxMs: number;
+  /** Half the best IPC round trip of the clock-offset measurement: the bound on its error. */
+  readonly clockErrorMs: number;
 }
 
-/** Streams for `seconds` over `pair` and measures. */
-async function run(pair: Links, seconds: number): Promise<RunResult> {
-  const source = new SyntheticVideoSource({
-    fps: FPS,
-    frameBytes: FRAME_BYTES,
-    keyframeBytes: KEYFRAME_BYTES,
-    keyframeInterval: KEYFRAME_INTERVAL,
-  });
-  const queuedAt = new Map<number, number>();
-  const sentAt = new Map<number, number>();
-  const transport: number[] = [];
-  const queued: number[] = [];
-  let bytes = 0;
-  const host = new HostSession({
-    link: pair.host,
-    source,
-    onInput: () => undefined,
-    congestion: { startBitrate: 25_000_000, minBitrate: 25_000_000, maxBitrate: 50_000_000 },
-    onFrameQueued: (frameId, _unit, at) => queuedAt.set(frameId, at),
-    onFrameSent: (frameId, at) => sentAt.set(frameId, at),
-  });
-  const client = new ClientSession({
-    link: pair.client,
-    onFrame: (unit, info) => {
-      bytes += unit.data.length;
-      const q = queuedAt.get(info.frameId);
-      const s = sentAt.get(info.frameId);
-      if (q !== undefined) queued.push(info.completedAt - q);
-      if (s !== undefined) transport.push(info.completedAt - s);
-    },
-  });
-  const lag = monitorEventLoopDelay({ resolution: 1 });
-  lag.enable();
-  const cpu = process.cpuUsage();
-  const began = performance.now();
-  await sleep(seconds * 1000);
-  // Stop producing but let the pacer drain: closing the session drops what it still holds.
-  await source.stop();
-  await sleep(DRAIN_MS);
-  await host.close();
-  client.close();
-  const wall = performance.now() - began;
-  const used = process.cpuUsage(cpu);
-  lag.disable();
-  const framesSent = host.stats.framesSent;
-  const framesComplete = client.stats.framesComplete;
+/** What one run measured, before it is pooled with the other rounds of its path. */
+interface Sample {
+  readonly transport: readonly number[];
+  readonly queued: readonly number[];
+  readonly framesSent: number;
+  readonly framesComplete: number;
+  readonly hostCpuMs: number;
+  readonly hostWallMs: number;
+  readonly clientCpuMs: number;
+  readonly clientWallMs: number;
+  readonly bytes: number;
+  readonly resent: number;
+  readonly nacks: number;
+  readonly frameDrops: Readonly<Record<string, number>>;
+  readonly hostLoopDelayMaxMs: number;
+  readonly clientLoopDelayMaxMs: number;
+  readonly clockErrorMs: number;
+}
+
+/** Pools the rounds of one path into its figures. */
+function pooled(samples: readonly Sample[]): RunResult {
+  const sum = (pick: (s: Sample) => number) => samples.reduce((total, s) => total + pick(s), 0);
+  const max = (pick: (s: Sample) => number) => Math.max(...samples.map(pick));
+  const transport = samples.flatMap((s) => s.transport);
+  const queued = samples.flatMap((s) => s.queued);
+  const framesSent = sum((s) => s.framesSent);
+  const framesComplete = sum((s) => s.framesComplete);
+  const frameDrops: Record<string, number> = {};
+  for (const s of samples) {
+    for (const [reason, n] of Object.entries(s.frameDrops))
+      frameDrops[reason] = (frameDrops[reason] ?? 0) + n;
+  }
   return {
+    rounds: samples.length,
     framesSent,
     framesComplete,
     completeRatio: Math.round((framesComplete / framesSent) * 10_000) / 10_000,
@@ -247,41 +196,323 @@ async function run(pair: Links, seconds: number): Promise<RunResult> {
     transportP99Ms: round2(percentile(transport, 0.99)),
     queuedP50Ms: round2(percentile(queued, 0.5)),
     queuedP99Ms: round2(percentile(queued, 0.99)),
-    cpuPercent: Math.round(((used.user + used.system) / 1000 / wall) * 1000) / 10,
-    mbitPerSecond: round2((bytes * 8) / (wall / 1000) / 1e6),
-    resent: host.stats.fragmentsResent,
-    nacks: client.stats.nacksSent,
-    frameDrops: Object.fromEntries(
-      Object.entries(client.stats.drops).filter(
-        ([reason, n]) => FRAME_DROP_REASONS.has(reason as ReassemblyDropReason) && (n ?? 0) > 0,
-      ),
-    ),
-    loopDelayP99Ms: round2(lag.percentile(99) / 1e6),
-    loopDelayMaxMs: round2(lag.max / 1e6),
+    hostCpuPercent: Math.round((sum((s) => s.hostCpuMs) / sum((s) => s.hostWallMs)) * 1000) / 10,
+    clientCpuPercent: Math.round((sum((s) => s.clientCpuMs) / sum((s) => s.clientWallMs)) * 1000) / 10,
+    mbitPerSecond: round2((sum((s) => s.bytes) * 8) / (sum((s) => s.hostWallMs) / 1000) / 1e6),
+    resent: sum((s) => s.resent),
+    nacks: sum((s) => s.nacks),
+    frameDrops,
+    hostLoopDelayMaxMs: round2(max((s) => s.hostLoopDelayMaxMs)),
+    clientLoopDelayMaxMs: round2(max((s) => s.clientLoopDelayMaxMs)),
+    clockErrorMs: Math.round(max((s) => s.clockErrorMs) * 1000) / 1000,
   };
+}
+
+/** How the client reaches the host in one run. */
+type PathSpec =
+  | { readonly kind: "direct" }
+  | { readonly kind: "relay"; readonly relay: RelayOption }
+  | { readonly kind: "lossy"; readonly loss: number };
+
+/** Messages between this process and the client child. */
+type ToClient =
+  | { readonly kind: "clock" }
+  | {
+      readonly kind: "setup";
+      readonly sessionId: string;
+      readonly hostPublicKey: string;
+      readonly candidate?: UdpAddress;
+      readonly relay?: { address: string; port: number; lease: string; seed: string };
+    }
+  | { readonly kind: "finish" };
+type FromClient =
+  | { readonly kind: "hello"; readonly publicKey: string }
+  | { readonly kind: "clock"; readonly at: number }
+  | { readonly kind: "ready" }
+  | {
+      readonly kind: "results";
+      /** [frame id, completion time on the client's epoch clock (ms)] */
+      readonly completions: readonly (readonly [number, number])[];
+      readonly bytes: number;
+      readonly nacks: number;
+      readonly frameDrops: Readonly<Record<string, number>>;
+      readonly cpuMs: number;
+      readonly wallMs: number;
+      readonly loopDelayMaxMs: number;
+    };
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
+const unb64 = (text: string) => new Uint8Array(Buffer.from(text, "base64url"));
+/** Milliseconds on an epoch clock comparable between processes (each maps its monotonic clock onto it). */
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** Child mode: the client half of one run, driven over IPC by the host process. */
+async function clientChild(): Promise<void> {
+  const send = (message: FromClient) => process.send?.(message);
+  const keys = generateX25519KeyPair(nodeBackend, random);
+  let link: PeerLink | null = null;
+  let session: ClientSession | null = null;
+  const completions: [number, number][] = [];
+  let bytes = 0;
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  let cpu = process.cpuUsage();
+  let began = 0;
+  process.on("message", (raw) => {
+    const message = raw as ToClient;
+    if (message.kind === "clock") {
+      send({ kind: "clock", at: epochNow() });
+      return;
+    }
+    if (message.kind === "setup") {
+      void (async () => {
+        const hostKey = unb64(message.hostPublicKey);
+        const relay = message.relay;
+        const live = await PeerLink.client({
+          sessionId: unb64(message.sessionId),
+          staticKeyPair: keys,
+          verifyRemoteStatic: (key) => constantTimeEqual(key, hostKey),
+          bind: { address: "127.0.0.1" },
+          tickMs: 10,
+          ...(message.candidate !== undefined && { candidates: [message.candidate] }),
+          ...(relay !== undefined && {
+            relay: {
+              address: relay.address,
+              port: relay.port,
+              lease: relay.lease,
+              signingKey: unb64(relay.seed),
+            },
+          }),
+        });
+        link = live;
+        await once(live, "established", { signal: AbortSignal.timeout(10_000) });
+        session = new ClientSession({
+          link: live,
+          onFrame: (unit, info) => {
+            bytes += unit.data.length;
+            completions.push([info.frameId, performance.timeOrigin + info.completedAt]);
+          },
+        });
+        lag.enable();
+        cpu = process.cpuUsage();
+        began = performance.now();
+        send({ kind: "ready" });
+      })();
+      return;
+    }
+    const used = process.cpuUsage(cpu);
+    const wallMs = performance.now() - began;
+    lag.disable();
+    const stats = session?.stats;
+    session?.close();
+    send({
+      kind: "results",
+      completions,
+      bytes,
+      nacks: stats?.nacksSent ?? 0,
+      frameDrops: Object.fromEntries(
+        Object.entries(stats?.drops ?? {}).filter(
+          ([reason, n]) => FRAME_DROP_REASONS.has(reason as ReassemblyDropReason) && (n ?? 0) > 0,
+        ),
+      ),
+      cpuMs: (used.user + used.system) / 1000,
+      wallMs,
+      loopDelayMaxMs: round2(lag.max / 1e6),
+    });
+    void link?.close();
+  });
+  send({ kind: "hello", publicKey: b64(keys.publicKey) });
+}
+
+/** The client child's messages, one kind at a time. */
+function inbox(child: ChildProcess) {
+  const waiting: FromClient[] = [];
+  const wanted: { kind: FromClient["kind"]; resolve: (m: FromClient) => void }[] = [];
+  child.on("message", (raw) => {
+    const message = raw as FromClient;
+    const at = wanted.findIndex((w) => w.kind === message.kind);
+    if (at >= 0) wanted.splice(at, 1)[0]?.resolve(message);
+    else waiting.push(message);
+  });
+  return <K extends FromClient["kind"]>(kind: K): Promise<Extract<FromClient, { kind: K }>> => {
+    const at = waiting.findIndex((m) => m.kind === kind);
+    if (at >= 0) return Promise.resolve(waiting.splice(at, 1)[0] as Extract<FromClient, { kind: K }>);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`client child: no ${kind} message`)), 30_000);
+      wanted.push({
+        kind,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m as Extract<FromClient, { kind: K }>);
+        },
+      });
+    });
+  };
+}
+
+/** The child's epoch clock minus ours, from the IPC round trip with the least delay; and half that trip. */
+async function clockOffset(child: ChildProcess, next: ReturnType<typeof inbox>) {
+  let best = { offset: 0, halfTrip: Number.POSITIVE_INFINITY };
+  for (let i = 0; i < 40; i++) {
+    const t0 = epochNow();
+    child.send({ kind: "clock" } satisfies ToClient);
+    const { at } = await next("clock");
+    const t1 = epochNow();
+    if ((t1 - t0) / 2 < best.halfTrip) best = { offset: at - (t0 + t1) / 2, halfTrip: (t1 - t0) / 2 };
+  }
+  return best;
+}
+
+/** One run: a client child reaches this process's host over `spec` and streams for `seconds`; measures. */
+async function run(spec: PathSpec, seconds: number): Promise<Sample> {
+  const child = fork(import.meta.filename, ["client-child"], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const next = inbox(child);
+  let link: PeerLink | null = null;
+  let proxy: LossyProxy | null = null;
+  try {
+    const clientKey = unb64((await next("hello")).publicKey);
+    const clock = await clockOffset(child, next);
+    const sessionId = newSessionId();
+    const hostKeys = generateX25519KeyPair(nodeBackend, random);
+    const lease = (role: "host" | "client", relay: RelayOption) => {
+      const cnf = ed25519Pair();
+      return {
+        lease: relay.authority.lease({ kid: "lk1", aud: relay.relayId, sid: sessionId, role, cnf }),
+        cnf,
+      };
+    };
+    const relay = spec.kind === "relay" ? spec.relay : undefined;
+    const hostLease = relay === undefined ? undefined : lease("host", relay);
+    const host = await PeerLink.host({
+      sessionId,
+      staticKeyPair: hostKeys,
+      verifyRemoteStatic: (key) => constantTimeEqual(key, clientKey),
+      bind: { address: "127.0.0.1" },
+      tickMs: 10,
+      ...(relay !== undefined &&
+        hostLease !== undefined && {
+          relay: {
+            address: relay.address,
+            port: relay.port,
+            lease: hostLease.lease,
+            signingKey: seed(hostLease.cnf),
+          },
+        }),
+    });
+    link = host;
+    if (spec.kind === "lossy") {
+      proxy = await LossyProxy.start({ upstream: host.localAddress, seed: 0x5eed + spec.loss * 100 });
+    }
+    const clientLease = relay === undefined ? undefined : lease("client", relay);
+    const hostUp = once(host, "established", { signal: AbortSignal.timeout(10_000) });
+    child.send({
+      kind: "setup",
+      sessionId: b64(sessionId),
+      hostPublicKey: b64(hostKeys.publicKey),
+      ...(spec.kind === "direct" && { candidate: host.localAddress }),
+      ...(proxy !== null && { candidate: proxy.address }),
+      ...(relay !== undefined &&
+        clientLease !== undefined && {
+          relay: {
+            address: relay.address,
+            port: relay.port,
+            lease: clientLease.lease,
+            seed: b64(seed(clientLease.cnf)),
+          },
+        }),
+    } satisfies ToClient);
+    await Promise.all([hostUp, next("ready")]);
+    // Impaired only once established: the handshake's own retransmission is not what is measured.
+    if (proxy !== null && spec.kind === "lossy") {
+      proxy.impairment = { loss: spec.loss, duplicate: 0.01, reorder: 0.02, reorderDelayMs: 3 };
+    }
+
+    const source = new SyntheticVideoSource({
+      fps: FPS,
+      frameBytes: FRAME_BYTES,
+      keyframeBytes: KEYFRAME_BYTES,
+      keyframeInterval: KEYFRAME_INTERVAL,
+    });
+    const queuedAt = new Map<number, number>();
+    const sentAt = new Map<number, number>();
+    const session = new HostSession({
+      link: host,
+      source,
+      onInput: () => undefined,
+      congestion: { startBitrate: 25_000_000, minBitrate: 25_000_000, maxBitrate: 50_000_000 },
+      onFrameQueued: (frameId, _unit, at) => queuedAt.set(frameId, performance.timeOrigin + at),
+      onFrameSent: (frameId, at) => sentAt.set(frameId, performance.timeOrigin + at),
+    });
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    lag.enable();
+    const cpu = process.cpuUsage();
+    const began = performance.now();
+    await sleep(seconds * 1000);
+    // Stop producing but let the pacer drain: closing the session drops what it still holds.
+    await source.stop();
+    await sleep(DRAIN_MS);
+    await session.close();
+    const wall = performance.now() - began;
+    const used = process.cpuUsage(cpu);
+    lag.disable();
+    child.send({ kind: "finish" } satisfies ToClient);
+    const client = await next("results");
+    if (proxy !== null)
+      console.log(`loss ${spec.kind === "lossy" ? spec.loss * 100 : 0}% proxy`, proxy.stats);
+
+    const transport: number[] = [];
+    const queued: number[] = [];
+    for (const [frameId, doneOnChild] of client.completions) {
+      const done = doneOnChild - clock.offset;
+      const q = queuedAt.get(frameId);
+      const s = sentAt.get(frameId);
+      if (q !== undefined) queued.push(done - q);
+      if (s !== undefined) transport.push(done - s);
+    }
+    return {
+      transport,
+      queued,
+      framesSent: session.stats.framesSent,
+      framesComplete: client.completions.length,
+      hostCpuMs: (used.user + used.system) / 1000,
+      hostWallMs: wall,
+      clientCpuMs: client.cpuMs,
+      clientWallMs: client.wallMs,
+      bytes: client.bytes,
+      resent: session.stats.fragmentsResent,
+      nacks: client.nacks,
+      frameDrops: client.frameDrops,
+      hostLoopDelayMaxMs: lag.max / 1e6,
+      clientLoopDelayMaxMs: client.loopDelayMaxMs,
+      clockErrorMs: clock.halfTrip,
+    };
+  } finally {
+    await link?.close();
+    await proxy?.close();
+    child.kill("SIGTERM");
+    if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+  }
 }
 
 async function main(): Promise<void> {
   console.log(
     `e2e: ${FPS} fps, ${FRAME_BYTES} B frames, ${KEYFRAME_BYTES} B keyframe every ${KEYFRAME_INTERVAL} ` +
-      `(${BITRATE / 1e6} Mbit/s); host, client and relay share one process`,
+      `(${BITRATE / 1e6} Mbit/s); host in this process, client in a child, relay in a third`,
   );
-  const direct = await links({ candidate: async (host) => host });
-  const directResult = await run(direct, CLEAN_SECONDS);
-  await direct.close();
-  console.log("direct", directResult);
-
   const authority = new LeaseAuthority();
   const edge = await FakeEdge.start({
     enrollmentTokens: [ENROLLMENT_TOKEN],
     // Heartbeats at the edge's default interval (WAVRY_RELAY_HEARTBEAT_INTERVAL_MS), as deployed.
     control: { leaseKeys: [authority.certificate("lk1")], heartbeatIntervalMs: 5000 },
   });
-  let relayedResult: RunResult;
+  const direct: Sample[] = [];
+  const relayed: Sample[] = [];
+  const inProcess: Sample[] = [];
   let relayCounters: RelayCounters = { forwarded: 0, drops: {}, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
-  let inProcessResult: RunResult;
   try {
     // The relay in its own process, as deployed (on another machine in practice): the figure for the target.
+    // Direct and relayed rounds alternate, so both paths meet the same moments of a noisy machine.
     const dir = newTempDir();
     const child = fork(import.meta.filename, ["relay-child"], {
       env: { ...process.env, ...relayEnv(edge, authority, path.join(dir, "keys", "relay.key")) },
@@ -289,10 +520,12 @@ async function main(): Promise<void> {
     });
     try {
       const [info] = (await once(child, "message", { signal: AbortSignal.timeout(20_000) })) as [RelayOption];
-      const relayed = await links({ relay: { ...info, authority } });
       child.send("start");
-      relayedResult = await run(relayed, CLEAN_SECONDS);
-      await relayed.close();
+      for (let round = 0; round < CLEAN_ROUNDS; round++) {
+        direct.push(await run({ kind: "direct" }, CLEAN_SECONDS));
+        relayed.push(await run({ kind: "relay", relay: { ...info, authority } }, CLEAN_SECONDS));
+        console.log(`clean round ${round + 1}/${CLEAN_ROUNDS} done`);
+      }
       child.send("stats");
       const [counters] = await once(child, "message", { signal: AbortSignal.timeout(5_000) });
       relayCounters = counters as RelayCounters;
@@ -301,40 +534,33 @@ async function main(): Promise<void> {
       child.kill("SIGTERM");
       await once(child, "exit");
     }
-    console.log("relayed (relay in a child process)", relayedResult);
-    // The relay sharing the event loop with host and client, for comparison.
+    // The relay sharing the host's event loop, for comparison.
     const relay = await startTestRelay({ edge, authority, dir });
     try {
       await waitFor(() => relay.node.ready(), "the relay's registration", 10_000);
       const { address, port } = relay.node.udpAddress;
-      const relayed = await links({ relay: { address, port, relayId: relay.node.relayId, authority } });
-      inProcessResult = await run(relayed, CLEAN_SECONDS);
-      await relayed.close();
+      const option = { address, port, relayId: relay.node.relayId, authority };
+      for (let round = 0; round < IN_PROCESS_ROUNDS; round++) {
+        inProcess.push(await run({ kind: "relay", relay: option }, CLEAN_SECONDS));
+      }
     } finally {
       await relay.dispose();
     }
-    console.log("relayed (relay in this process)", inProcessResult);
   } finally {
     await edge.pause();
   }
+  const directResult = pooled(direct);
+  const relayedResult = pooled(relayed);
+  const inProcessResult = pooled(inProcess);
+  console.log("direct", directResult);
+  console.log("relayed (relay in its own process)", relayedResult);
+  console.log("relayed (relay in the host process)", inProcessResult);
 
   const lossy: Record<string, RunResult> = {};
   for (const loss of [0.01, 0.05, 0.1]) {
-    let proxy: LossyProxy | undefined;
-    const pair = await links({
-      candidate: async (host) => {
-        proxy = await LossyProxy.start({ upstream: host, seed: 0x5eed + loss * 100 });
-        return proxy.address;
-      },
-    });
-    if (proxy === undefined) throw new Error("proxy not started");
-    // Impaired only once established: the handshake's own retransmission is not what is measured.
-    proxy.impairment = { loss, duplicate: 0.01, reorder: 0.02, reorderDelayMs: 3 };
-    const result = await run(pair, LOSSY_SECONDS);
-    await pair.close();
-    await proxy.close();
+    const result = pooled([await run({ kind: "lossy", loss }, LOSSY_SECONDS)]);
     lossy[`${loss * 100}%`] = result;
-    console.log(`loss ${loss * 100}%`, result, proxy.stats);
+    console.log(`loss ${loss * 100}%`, result);
   }
 
   const relayAddsP99Ms = round2(relayedResult.transportP99Ms - directResult.transportP99Ms);
@@ -345,7 +571,7 @@ async function main(): Promise<void> {
     frameBytes: FRAME_BYTES,
     keyframeBytes: KEYFRAME_BYTES,
     cpuNote:
-      "process.cpuUsage of the one process holding host and client (and the relay only in relayedInProcess)",
+      "hostCpuPercent / clientCpuPercent: process.cpuUsage of the host and the client process over each run (the host's includes the relay only in relayedInProcess)",
     direct: directResult,
     relayed: relayedResult,
     relayCounters,
@@ -364,4 +590,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === "relay-child") await relayChild();
+else if (process.argv[2] === "client-child") await clientChild();
 else await main();
