@@ -1,11 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { type DevStack, startDevStack } from "../../scripts/dev-stack.ts";
-import { freePort } from "../support/local-edge.ts";
+import { devStackPorts, writeTestDevVars } from "../support/dev-stack-fixture.ts";
 import { ROOT } from "../support/vectors.ts";
 
 /**
@@ -32,15 +32,6 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-async function ports() {
-  return {
-    edgePort: await freePort(),
-    inspectorPort: await freePort(),
-    relayPort: await freePort(),
-    relayHealthPort: await freePort(),
-  };
-}
-
 async function wavry(stack: DevStack, home: string, args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [path.join(ROOT, "bin/wavry.js"), ...args], {
     env: { ...process.env, ...stack.envFor(home) },
@@ -51,25 +42,12 @@ async function wavry(stack: DevStack, home: string, args: string[]): Promise<str
 describe("dev stack", () => {
   it("brings up edge, relay and two enrolled, mutually pinned devices; reuses them; stops cleanly", async () => {
     // Settings of our own, so the developer's .dev.vars is neither needed nor touched.
-    const devVarsFile = path.join(dir, "dev.vars");
-    const secret = () => crypto.randomUUID() + crypto.randomUUID();
-    writeFileSync(
-      devVarsFile,
-      [
-        "WAVRY_ENVIRONMENT=development",
-        `WAVRY_ADMIN_BOOTSTRAP_TOKEN=${secret()}`,
-        `WAVRY_TOTP_ENCRYPTION_KEYS=t1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-        `WAVRY_SIGNING_KEY_WRAP_KEYS=w1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-        `WAVRY_LOG_HASH_KEY=${secret()}`,
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    const devVarsFile = writeTestDevVars(dir).file;
     const lines: string[] = [];
     const first = await startDevStack({
       stateDir,
       devVarsFile,
-      ...(await ports()),
+      ...(await devStackPorts()),
       say: (l) => lines.push(l),
     });
     stacks.push(first);
@@ -95,7 +73,7 @@ describe("dev stack", () => {
     const second = await startDevStack({
       stateDir,
       devVarsFile,
-      ...(await ports()),
+      ...(await devStackPorts()),
       say: (l) => lines.push(l),
     });
     stacks.push(second);

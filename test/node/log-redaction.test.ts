@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -9,7 +9,7 @@ import { utf8 } from "../../protocol/bytes.ts";
 import { hashedValue } from "../../protocol/log/redaction.ts";
 import { startDevStack } from "../../scripts/dev-stack.ts";
 import { type SessionPair, startSessionPair } from "../../scripts/session-pair.ts";
-import { freePort } from "../support/local-edge.ts";
+import { devStackPorts, writeTestDevVars } from "../support/dev-stack-fixture.ts";
 import { ROOT } from "../support/vectors.ts";
 
 /**
@@ -121,29 +121,13 @@ function readJsonSecrets(label: string, file: string, names: readonly string[]):
 
 beforeAll(async () => {
   const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-  const devVarsFile = path.join(dir, "dev.vars");
-  const settings = {
-    WAVRY_ADMIN_BOOTSTRAP_TOKEN: random(),
-    WAVRY_TOTP_ENCRYPTION_KEYS: `t1:${random()}`,
-    WAVRY_SIGNING_KEY_WRAP_KEYS: `w1:${random()}`,
-    WAVRY_LOG_HASH_KEY: random(),
-  };
+  const { file: devVarsFile, settings } = writeTestDevVars(dir);
   for (const [name, value] of Object.entries(settings)) secret(name, value.replace(/^[tw]1:/, ""));
   logHashKey = settings.WAVRY_LOG_HASH_KEY;
-  writeFileSync(
-    devVarsFile,
-    `WAVRY_ENVIRONMENT=development\n${Object.entries(settings)
-      .map(([name, value]) => `${name}=${value}`)
-      .join("\n")}\n`,
-    { mode: 0o600 },
-  );
   const stack = await startDevStack({
     stateDir,
     devVarsFile,
-    edgePort: await freePort(),
-    inspectorPort: await freePort(),
-    relayPort: await freePort(),
-    relayHealthPort: await freePort(),
+    ...(await devStackPorts()),
     onOutput: (source, line) => take(source, line),
   });
   stopStack = () => stack.stop();

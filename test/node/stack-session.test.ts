@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevStack, startDevStack } from "../../scripts/dev-stack.ts";
 import { type SessionPair, startSessionPair } from "../../scripts/session-pair.ts";
-import { freePort } from "../support/local-edge.ts";
+import { devStackPorts, writeTestDevVars } from "../support/dev-stack-fixture.ts";
 
 /**
  * The whole stack as `npm start` runs it, in a temporary state directory on fresh ports: the dev-stack bootstrap,
@@ -23,27 +23,11 @@ let stack: DevStack;
 const pairs: SessionPair[] = [];
 
 beforeAll(async () => {
-  const devVarsFile = path.join(dir, "dev.vars");
-  const secret = () => crypto.randomUUID() + crypto.randomUUID();
-  writeFileSync(
-    devVarsFile,
-    [
-      "WAVRY_ENVIRONMENT=development",
-      `WAVRY_ADMIN_BOOTSTRAP_TOKEN=${secret()}`,
-      `WAVRY_TOTP_ENCRYPTION_KEYS=t1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-      `WAVRY_SIGNING_KEY_WRAP_KEYS=w1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-      `WAVRY_LOG_HASH_KEY=${secret()}`,
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
+  const devVarsFile = writeTestDevVars(dir).file;
   stack = await startDevStack({
     stateDir: path.join(dir, "state"),
     devVarsFile,
-    edgePort: await freePort(),
-    inspectorPort: await freePort(),
-    relayPort: await freePort(),
-    relayHealthPort: await freePort(),
+    ...(await devStackPorts()),
   });
 }, 90_000);
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevStack, startDevStack } from "../../scripts/dev-stack.ts";
 import { type SessionPair, startSessionPair } from "../../scripts/session-pair.ts";
 import { launchChromium } from "../support/browser.ts";
-import { freePort } from "../support/local-edge.ts";
+import { devStackPorts, writeTestDevVars } from "../support/dev-stack-fixture.ts";
 
 /**
  * A live session end to end: the dev stack in a temporary state directory on fresh ports, `wavry host --source
@@ -95,27 +95,11 @@ beforeAll(async () => {
       : undefined,
   );
 
-  const devVarsFile = path.join(dir, "dev.vars");
-  const secret = () => crypto.randomUUID() + crypto.randomUUID();
-  writeFileSync(
-    devVarsFile,
-    [
-      "WAVRY_ENVIRONMENT=development",
-      `WAVRY_ADMIN_BOOTSTRAP_TOKEN=${secret()}`,
-      `WAVRY_TOTP_ENCRYPTION_KEYS=t1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-      `WAVRY_SIGNING_KEY_WRAP_KEYS=w1:${Buffer.from(secret().slice(0, 32)).toString("base64url")}`,
-      `WAVRY_LOG_HASH_KEY=${secret()}`,
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
+  const devVarsFile = writeTestDevVars(dir).file;
   stack = await startDevStack({
     stateDir: path.join(dir, "state"),
     devVarsFile,
-    edgePort: await freePort(),
-    inspectorPort: await freePort(),
-    relayPort: await freePort(),
-    relayHealthPort: await freePort(),
+    ...(await devStackPorts()),
   });
   pair = await startSessionPair(stack, {
     path: "direct",
