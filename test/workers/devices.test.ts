@@ -1,9 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
 import { base64urlDecode, base64urlEncode, sha256Hex } from "../../edge/security/tokens-util.ts";
 import { MAX_DEVICES_PER_USER, MAX_OPEN_ENROLLMENT_CODES } from "../../edge/services/devices.ts";
-import { issueToken, TokenKind } from "../../edge/services/tokens.ts";
 import {
   generateEd25519KeyPair,
   generateX25519KeyPair,
@@ -16,14 +14,12 @@ import {
   enrollmentProofMessage,
   tokenChallengeMessage,
 } from "../../protocol/identity/device-proofs.ts";
-import { type CallResult, call, errorCode, freshAddress, unique } from "./helpers.ts";
+import { newUser, type TestUser, testConfig } from "./fixtures.ts";
+import { type CallResult, call, errorCode, freshAddress } from "./helpers.ts";
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 
-interface User {
-  readonly userId: string;
-  readonly token: string;
-}
+type User = TestUser;
 
 interface DeviceKeys {
   readonly x: KeyPair;
@@ -36,33 +32,7 @@ interface ChallengeAnswer {
   expiresAt: number;
 }
 
-function config() {
-  const result = loadConfig(env as unknown as EdgeBindings);
-  if (!result.ok) throw new Error(`test configuration invalid: ${result.problems.join("; ")}`);
-  return result.config;
-}
-
-/**
- * A signed-in user without the auth routes: a user row, a refresh family, and a user access token for it.
- * (Switch to POST /v1/auth/register + /login once those routes exist.)
- */
-async function newUser(): Promise<User> {
-  const userId = crypto.randomUUID();
-  const familyId = crypto.randomUUID();
-  const now = Date.now();
-  await env.DB.batch([
-    env.DB.prepare(
-      "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?2, 'not-a-hash', ?3, ?3)",
-    ).bind(userId, `${unique("device")}@example.com`, now),
-    env.DB.prepare("INSERT INTO refresh_families (id, user_id, created_at) VALUES (?1, ?2, ?3)").bind(
-      familyId,
-      userId,
-      now,
-    ),
-  ]);
-  const issued = await issueToken(env.DB, config(), TokenKind.userAccess, userId, [], { fam: familyId }, now);
-  return { userId, token: issued.token };
-}
+const config = testConfig;
 
 function newKeys(): DeviceKeys {
   return { x: generateX25519KeyPair(nobleBackend, random), ed: generateEd25519KeyPair(nobleBackend, random) };
@@ -145,7 +115,7 @@ function jwtPayload(token: string): Record<string, unknown> {
 
 describe("enrollment by a signed-in user", () => {
   it("enrolls keys with a valid proof and answers the derived id and fingerprint", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const keys = newKeys();
     const r = await call("/v1/devices", { body: enrollBody(keys, user.userId), token: user.token });
     expect(r.status).toBe(201);
@@ -177,8 +147,8 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it("refuses bad proofs: another key, another account, another name", async () => {
-    const user = await newUser();
-    const other = await newUser();
+    const user = await newUser("device");
+    const other = await newUser("device");
     const keys = newKeys();
     const bodies = [
       enrollBody(keys, user.userId, { signer: newKeys().ed.privateKey }),
@@ -199,7 +169,7 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it("refuses stale and future timestamps", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const keys = newKeys();
     for (const skew of [-6 * 60_000, 6 * 60_000]) {
       const r = await call("/v1/devices", {
@@ -218,7 +188,7 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it("refuses keys of the wrong length, non-base64url keys and unusable X25519 keys", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const keys = newKeys();
     const cases: [EnrollOptions, string][] = [
       [{ x25519PublicKey: base64urlEncode(random(31)) }, "x25519PublicKey"],
@@ -259,8 +229,8 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it("refuses keys that are already enrolled, by anyone, revoked or not", async () => {
-    const user = await newUser();
-    const other = await newUser();
+    const user = await newUser("device");
+    const other = await newUser("device");
     const { keys } = await enrolled(user);
     const again = await call("/v1/devices", { body: enrollBody(keys, user.userId), token: user.token });
     expect(again.status).toBe(409);
@@ -280,7 +250,7 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it(`caps an account at ${MAX_DEVICES_PER_USER} active devices`, async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const now = Date.now();
     const rows = Array.from({ length: MAX_DEVICES_PER_USER }, (_, i) =>
       env.DB.prepare(
@@ -308,7 +278,7 @@ describe("enrollment by a signed-in user", () => {
   });
 
   it("refuses unknown fields and bad names", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const keys = newKeys();
     const extra = await call("/v1/devices", {
       body: { ...enrollBody(keys, user.userId), userId: "x" },
@@ -343,7 +313,7 @@ describe("enrollment codes (headless hosts)", () => {
   }
 
   it("issues a human-typable one-time code, stored only as its SHA-256", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const before = Date.now();
     const { code, expiresAt } = await newCode(user);
     expect(code).toMatch(/^[A-Z2-7]{4}(-[A-Z2-7]{4}){4}$/);
@@ -360,7 +330,7 @@ describe("enrollment codes (headless hosts)", () => {
   });
 
   it("enrolls a device for the code's owner once; the code then stops working", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { code } = await newCode(user);
     const canonical = canonicalEnrollmentCode(code) ?? "";
     const keys = newKeys();
@@ -390,7 +360,7 @@ describe("enrollment codes (headless hosts)", () => {
   });
 
   it("expires", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { code } = await newCode(user);
     const canonical = canonicalEnrollmentCode(code) ?? "";
     await env.DB.prepare("UPDATE enrollment_codes SET expires_at = ?1 WHERE code_hash = ?2")
@@ -420,7 +390,7 @@ describe("enrollment codes (headless hosts)", () => {
   });
 
   it("binds the proof to the code, and a refused attempt does not use the code up", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { code } = await newCode(user);
     const canonical = canonicalEnrollmentCode(code) ?? "";
     const keys = newKeys();
@@ -445,7 +415,7 @@ describe("enrollment codes (headless hosts)", () => {
   });
 
   it(`limits open codes to ${MAX_OPEN_ENROLLMENT_CODES} per account`, async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     for (let i = 0; i < MAX_OPEN_ENROLLMENT_CODES; i++) await newCode(user);
     const r = await call("/v1/devices/enrollment-codes", { method: "POST", token: user.token });
     expect(r.status).toBe(409);
@@ -472,7 +442,7 @@ describe("enrollment codes (headless hosts)", () => {
 
 describe("device tokens by challenge and signature", () => {
   it("issues a device access token for a signed challenge; GET /me accepts it", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { keys, deviceId } = await enrolled(user, "Desk");
     const address = freshAddress();
     const c = await challenge(deviceId, address);
@@ -514,7 +484,7 @@ describe("device tokens by challenge and signature", () => {
   };
 
   it("refuses a wrong signature, and the challenge is spent by the attempt", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { keys, deviceId } = await enrolled(user);
     const { deviceId: otherId } = await enrolled(user);
     const address = freshAddress();
@@ -542,7 +512,7 @@ describe("device tokens by challenge and signature", () => {
   });
 
   it("refuses a reused challenge", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { keys, deviceId } = await enrolled(user);
     const address = freshAddress();
     const c = await challenge(deviceId, address);
@@ -554,7 +524,7 @@ describe("device tokens by challenge and signature", () => {
   });
 
   it("refuses an expired challenge", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { keys, deviceId } = await enrolled(user);
     const address = freshAddress();
     const c = await challenge(deviceId, address);
@@ -570,7 +540,7 @@ describe("device tokens by challenge and signature", () => {
   });
 
   it("answers a challenge for an unknown device exactly like one for a known device, and stores nothing", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { deviceId } = await enrolled(user);
     const unknownKeys = newKeys();
     const unknownId = idOf(unknownKeys);
@@ -598,7 +568,7 @@ describe("device tokens by challenge and signature", () => {
   });
 
   it("refuses a revoked device: no new token, and its existing token stops working", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { keys, deviceId } = await enrolled(user);
     const address = freshAddress();
     const t = await deviceToken(keys, deviceId, address);
@@ -657,7 +627,7 @@ describe("device tokens by challenge and signature", () => {
 
 describe("managing devices", () => {
   it("renames a device; refuses bad names and revoked devices", async () => {
-    const user = await newUser();
+    const user = await newUser("device");
     const { deviceId } = await enrolled(user, "Old");
     const r = await call<{ name: string; deviceId: string }>(`/v1/devices/${deviceId}`, {
       method: "PATCH",
@@ -680,8 +650,8 @@ describe("managing devices", () => {
   });
 
   it("never shows or touches another user's device: every route answers 404", async () => {
-    const alice = await newUser();
-    const mallory = await newUser();
+    const alice = await newUser("device");
+    const mallory = await newUser("device");
     const { deviceId } = await enrolled(alice, "Alice's PC");
     const { deviceId: malloryDevice } = await enrolled(mallory);
     const attempts: [string, string, unknown][] = [
@@ -717,8 +687,8 @@ describe("managing devices", () => {
 
 describe("grants", () => {
   async function setup() {
-    const host = await newUser();
-    const guest = await newUser();
+    const host = await newUser("device");
+    const guest = await newUser("device");
     const hostDevice = await enrolled(host, "Host");
     const guestDevice = await enrolled(guest, "Guest laptop");
     return {

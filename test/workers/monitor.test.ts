@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../../durable/monitor/alert-store.ts";
 import { DEFAULT_THRESHOLDS, type MonitorEvent } from "../../durable/monitor/rules.ts";
 import { retryDelayMs } from "../../durable/monitor/webhook.ts";
-import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
+import type { EdgeBindings } from "../../edge/env.ts";
 import { base64urlEncode } from "../../edge/security/tokens-util.ts";
 import { addressRange, MONITOR_NAME } from "../../edge/services/monitor.ts";
 import { RELAY_REGISTRY_NAME } from "../../edge/services/relay-registry.ts";
+import { testConfig } from "./fixtures.ts";
 import { BOOTSTRAP, call, errorCode, freshAddress, unique } from "./helpers.ts";
 import { newRelay, type Relay, signed } from "./relay-kit.ts";
 
@@ -18,7 +19,7 @@ import { newRelay, type Relay, signed } from "./relay-kit.ts";
  * the Monitor object directly, so the tests run at the shipped defaults without thousands of requests.
  */
 
-const bindings = env as unknown as EdgeBindings;
+const _bindings = env as unknown as EdgeBindings;
 const th = DEFAULT_THRESHOLDS;
 const monitorObject = () => env.MONITOR.get(env.MONITOR.idFromName(MONITOR_NAME));
 const registry = () => env.RELAY_REGISTRY.get(env.RELAY_REGISTRY.idFromName(RELAY_REGISTRY_NAME));
@@ -26,11 +27,7 @@ const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 const WEBHOOK_URL = "http://127.0.0.1:9/wavry-alerts";
 const WEBHOOK_SECRET = "test-alert-webhook-secret-0123456789-abcdef";
 
-function config() {
-  const result = loadConfig(bindings);
-  if (!result.ok) throw new Error(`test configuration invalid: ${result.problems.join("; ")}`);
-  return result.config;
-}
+const config = testConfig;
 
 const rangeOf = async (address: string): Promise<string> => {
   const range = await addressRange(config().logHashKey, address);

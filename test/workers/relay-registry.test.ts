@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { compactVerify, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
+import type { EdgeBindings } from "../../edge/env.ts";
 import { base64urlEncode, sha256Hex } from "../../edge/security/tokens-util.ts";
 import { assignRelay, LEASE_BANDWIDTH, LEASE_TTL_SECS } from "../../edge/services/relay-assignment.ts";
 import {
@@ -20,6 +20,7 @@ import {
   parseLeaseClaims,
 } from "../../protocol/relay/lease.ts";
 import { type RelayControlResponse, relayControlResponse } from "../../protocol/relay/registry-messages.ts";
+import { testConfig } from "./fixtures.ts";
 import { BOOTSTRAP, call, errorCode, freshAddress } from "./helpers.ts";
 import { newRelay, type Relay, signed, signedHeaders } from "./relay-kit.ts";
 
@@ -39,11 +40,7 @@ beforeAll(async () => {
   admin = r.json.token;
 });
 
-function config() {
-  const result = loadConfig(bindings);
-  if (!result.ok) throw new Error(`test configuration invalid: ${result.problems.join("; ")}`);
-  return result.config;
-}
+const config = testConfig;
 
 async function enrollmentToken(): Promise<string> {
   const r = await call<{ token: string; id: string }>("/v1/admin/relays/enrollment-tokens", {

@@ -9,7 +9,6 @@ import {
   MAX_SOCKETS_PER_ADDRESS,
   MAX_SOCKETS_PER_DEVICE,
 } from "../../durable/signaling/rooms.ts";
-import { type EdgeBindings, loadConfig } from "../../edge/env.ts";
 import { base64urlDecode, base64urlEncode } from "../../edge/security/tokens-util.ts";
 import { MONITOR_NAME } from "../../edge/services/monitor.ts";
 import { assignRelay, type RelayAssignment } from "../../edge/services/relay-assignment.ts";
@@ -26,47 +25,22 @@ import {
   SIGNAL_CLOSE,
   SIGNAL_LIMITS,
 } from "../../protocol/signaling/messages.ts";
-import { BOOTSTRAP, call, freshAddress, unique } from "./helpers.ts";
+import { newUser, type TestUser, testConfig } from "./fixtures.ts";
+import { BOOTSTRAP, call, freshAddress } from "./helpers.ts";
 
 // ---- Fixtures: users, devices and tokens without the full enrollment flow (rows + issueToken) -------------------
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 
-function config() {
-  const result = loadConfig(env as unknown as EdgeBindings);
-  if (!result.ok) throw new Error(`test configuration invalid: ${result.problems.join("; ")}`);
-  return result.config;
-}
+const config = testConfig;
 
-interface User {
-  readonly userId: string;
-  /** A user access token (for DELETE /v1/devices/:id). */
-  readonly token: string;
-}
+type User = TestUser;
 
 interface Device {
   readonly deviceId: string;
   readonly userId: string;
   readonly x25519: string;
   readonly token: string;
-}
-
-async function newUser(): Promise<User> {
-  const userId = crypto.randomUUID();
-  const familyId = crypto.randomUUID();
-  const now = Date.now();
-  await env.DB.batch([
-    env.DB.prepare(
-      "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?1, ?2, 'not-a-hash', ?3, ?3)",
-    ).bind(userId, `${unique("signal")}@example.com`, now),
-    env.DB.prepare("INSERT INTO refresh_families (id, user_id, created_at) VALUES (?1, ?2, ?3)").bind(
-      familyId,
-      userId,
-      now,
-    ),
-  ]);
-  const issued = await issueToken(env.DB, config(), TokenKind.userAccess, userId, [], { fam: familyId }, now);
-  return { userId, token: issued.token };
 }
 
 async function newDevice(user: User): Promise<Device> {
@@ -255,14 +229,14 @@ beforeAll(async () => {
 
 describe("signaling: authentication before the upgrade", () => {
   it("refuses a request that is not an upgrade with 426, even with a valid token", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const r = await call("/v1/signal", { token: device.token, address: freshAddress() });
     expect(r.status).toBe(426);
     expect(r.headers.get("upgrade")).toBe("websocket");
   });
 
   it("refuses the upgrade without a token, with a bad token, and for a revoked device", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const device = await newDevice(user);
     const none = await upgrade(device, { token: null });
     expect(none.status).toBe(401);
@@ -282,8 +256,8 @@ describe("signaling: authentication before the upgrade", () => {
   });
 
   it("authenticates as the token's device whatever identity headers the client adds", async () => {
-    const mine = await newDevice(await newUser());
-    const other = await newDevice(await newUser());
+    const mine = await newDevice(await newUser("signal"));
+    const other = await newDevice(await newUser("signal"));
     const c = await connect(mine, {
       headers: { "x-wavry-room-device": other.deviceId, "x-wavry-room-user": other.userId },
     });
@@ -308,7 +282,7 @@ describe("signaling: authentication before the upgrade", () => {
   });
 
   it("a browser ticket works once, within its lifetime only", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const issue = async () => {
       const r = await call<{ ticket: string; expiresIn: number }>("/v1/signal/tickets", {
         method: "POST",
@@ -338,7 +312,7 @@ describe("signaling: authentication before the upgrade", () => {
 
     // Malformed, foreign, and token-plus-ticket.
     expect((await upgrade(device, { ticket: "st1.nonsense" })).status).toBe(401);
-    const other = await newDevice(await newUser());
+    const other = await newDevice(await newUser("signal"));
     const forgedForOther = first.ticket.replace(device.deviceId, other.deviceId);
     expect((await upgrade(other, { ticket: forgedForOther })).status).toBe(401);
     const third = await issue();
@@ -350,7 +324,7 @@ describe("signaling: authentication before the upgrade", () => {
   });
 
   it("a ticket of a device revoked after it was issued is refused", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const device = await newDevice(user);
     const r = await call<{ ticket: string }>("/v1/signal/tickets", {
       method: "POST",
@@ -398,7 +372,7 @@ describe("signaling: sessions", () => {
     );
     expect(await handshakeAlerts()).toHaveLength(0);
     // ...and the one that reaches it comes from an endpoint over its signaling socket.
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -416,7 +390,7 @@ describe("signaling: sessions", () => {
   });
 
   it("a host and a client of one user: the host gets the offer, the client the host's key and candidates", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -517,10 +491,10 @@ describe("signaling: sessions", () => {
   });
 
   it("a host may reject; a device cannot act on a session that is not its own", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
-    const intruder = await newDevice(await newUser());
+    const intruder = await newDevice(await newUser("signal"));
     const h = await connect(host);
     const c = await connect(laptop);
     const i = await connect(intruder);
@@ -550,10 +524,10 @@ describe("signaling: sessions", () => {
   });
 
   it("unreachable, nonexistent and offline devices get the very same answer, and no offer is sent", async () => {
-    const owner = await newUser();
+    const owner = await newUser("signal");
     const host = await newDevice(owner);
     const offlineOwn = await newDevice(owner);
-    const stranger = await newDevice(await newUser());
+    const stranger = await newDevice(await newUser("signal"));
     const h = await connect(host);
     const s = await connect(stranger);
     const sameUser = await connect(await newDevice(owner));
@@ -582,9 +556,9 @@ describe("signaling: sessions", () => {
   });
 
   it("a grant from the host's owner lets another user's device reach the host; revoking it stops that", async () => {
-    const owner = await newUser();
+    const owner = await newUser("signal");
     const host = await newDevice(owner);
-    const friend = await newDevice(await newUser());
+    const friend = await newDevice(await newUser("signal"));
     const h = await connect(host);
     const f = await connect(friend);
     await grant(host, friend);
@@ -608,12 +582,12 @@ describe("signaling: sessions", () => {
   });
 
   it("presence lists only devices the asker may reach that are online", async () => {
-    const owner = await newUser();
+    const owner = await newUser("signal");
     const asker = await newDevice(owner);
     const ownOnline = await newDevice(owner);
     const ownOffline = await newDevice(owner);
     const ownQuiet = await newDevice(owner);
-    const otherUser = await newUser();
+    const otherUser = await newUser("signal");
     const strangerOnline = await newDevice(otherUser);
     const grantedOnline = await newDevice(otherUser);
     await grant(grantedOnline, asker);
@@ -646,7 +620,7 @@ describe("signaling: sessions", () => {
   });
 
   it("relay.request answers a clear error when no relay can be assigned, and so does wantRelay", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -673,7 +647,7 @@ describe("signaling: sessions", () => {
     await noMore(h, "relay.assigned", 0);
   });
   it("a relay assignment gives each peer its own lease, never the other's", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -742,7 +716,7 @@ describe("signaling: sessions", () => {
 
 describe("signaling: limits", () => {
   it("invalid messages and unknown types get an error and are counted by reason", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const c = await connect(device);
     c.send("{not json");
     expect(await c.next("error")).toEqual({
@@ -779,7 +753,7 @@ describe("signaling: limits", () => {
   });
 
   it("too many refused messages in a row close the socket (1008)", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const c = await connect(device);
     for (let i = 0; i < SIGNAL_LIMITS.maxConsecutiveRefusals; i++) c.send("nope");
     expect((await c.closed).code).toBe(SIGNAL_CLOSE.policy);
@@ -787,7 +761,7 @@ describe("signaling: limits", () => {
   });
 
   it("an oversized message closes the socket (1009)", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const c = await connect(device);
     c.send(`{"v":1,"type":"ping","id":"big","pad":"${"x".repeat(SIGNAL_LIMITS.maxMessageBytes)}"}`);
     expect((await c.closed).code).toBe(SIGNAL_CLOSE.tooLarge);
@@ -795,7 +769,7 @@ describe("signaling: limits", () => {
   });
 
   it("the per-socket rate limit is a token bucket refilled by the clock", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const start = Date.now() + 1000;
     await setClock(device.deviceId, start);
     const c = await connect(device, { quiet: true });
@@ -827,7 +801,7 @@ describe("signaling: limits", () => {
   });
 
   it("a socket that never sends a valid message is closed by the alarm after the first-message timeout", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const start = Date.now();
     await setClock(device.deviceId, start);
     const c = await connect(device, { quiet: true });
@@ -840,7 +814,7 @@ describe("signaling: limits", () => {
   });
 
   it("an idle socket is closed by the alarm without sending anything", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const start = Date.now();
     await setClock(device.deviceId, start);
     const c = await connect(device);
@@ -855,7 +829,7 @@ describe("signaling: limits", () => {
   });
 
   it("the auto-answered ping keeps a socket online and alive", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const c = await connect(device, { quiet: true });
     c.send(AUTO_PING_TEXT);
     await c.next("pong");
@@ -864,7 +838,7 @@ describe("signaling: limits", () => {
   });
 
   it("an unanswered request fails with timeout for the client when the alarm runs", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -884,7 +858,7 @@ describe("signaling: limits", () => {
   });
 
   it("sockets per device are limited (429 on the upgrade)", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const sockets: Client[] = [];
     for (let i = 0; i < MAX_SOCKETS_PER_DEVICE; i++) sockets.push(await connect(device));
     const refused = await upgrade(device);
@@ -897,7 +871,7 @@ describe("signaling: limits", () => {
   });
 
   it("sockets per address are limited across devices (429 on the upgrade)", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const address = freshAddress();
     const sockets: Client[] = [];
     const devices: Device[] = [];
@@ -936,11 +910,11 @@ describe("signaling: limits", () => {
     await runInDurableObject(slots, (room) => {
       room.clock = { now: () => Date.now() };
     });
-    await connect(await newDevice(await newUser()), { address });
+    await connect(await newDevice(await newUser("signal")), { address });
   });
 
   it("expired sessions of a device without sockets are dropped and its alarm stops", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -960,7 +934,7 @@ describe("signaling: limits", () => {
 
 describe("signaling: disconnect at once", () => {
   it("revoking a device (owner or admin) closes its sockets at once and tells its peers", async () => {
-    const user = await newUser();
+    const user = await newUser("signal");
     const host = await newDevice(user);
     const laptop = await newDevice(user);
     const h = await connect(host);
@@ -988,8 +962,8 @@ describe("signaling: disconnect at once", () => {
   });
 
   it("suspending a user closes every socket of every device of theirs", async () => {
-    const user = await newUser();
-    const bystander = await connect(await newDevice(await newUser()));
+    const user = await newUser("signal");
+    const bystander = await connect(await newDevice(await newUser("signal")));
     const first = await connect(await newDevice(user));
     const second = await connect(await newDevice(user));
     const r = await call(`/v1/admin/users/${user.userId}/suspend`, {
@@ -1005,7 +979,7 @@ describe("signaling: disconnect at once", () => {
   });
 
   it("a revocation that missed the room is caught by the periodic standing check", async () => {
-    const device = await newDevice(await newUser());
+    const device = await newDevice(await newUser("signal"));
     const c = await connect(device);
     // Revoked in D1 behind the edge's back (no disconnect call).
     await env.DB.prepare("UPDATE devices SET revoked_at = ? WHERE id = ?")
