@@ -12,15 +12,20 @@
  * - queued: the frame handed to the host session → complete (adds the pacer draining the frame).
  * The congestion controller is pinned to 25..50 Mbit/s (pacing ≥ 37.5 Mbit/s) so the synthetic source, which
  * cannot change its rate, never backs up the pacer: the figures are the transport's, not the controller's.
- * The relay node runs in its own process (the target's figure). Direct and relayed runs alternate in
- * CLEAN_ROUNDS rounds and each path's frames are pooled, so both paths meet the same moments of a noisy machine
- * (one 10 s run per path gave p99 differences that swung by more than the target between runs). Two more rounds
- * put the relay in the host's process, for comparison.
+ * The relay node runs in its own process (the target's figure). Beside it, a bare forwarder: a plain Node dgram
+ * proxy in its own process with no checks at all, the cheapest extra hop there is, so the figures separate what
+ * any extra process on the path costs on this machine from what the relay's own work costs. Each of the six
+ * clean rounds runs direct, relayed and forwarded once, one round per order of the three, so every path runs in
+ * every position and after every other path equally often, and none is favoured by its place in a round. Each
+ * path's frames are pooled, so all paths meet the same moments of a noisy machine (one 10 s run per path gave
+ * p99 differences that swung by more than the target between runs). Two more rounds put the relay in the
+ * host's process, for comparison.
  * CPU: process.cpuUsage of the host process and of the client process, each over its run.
  * Last line: one JSON object with every figure.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -53,8 +58,15 @@ const KEYFRAME_INTERVAL = 60;
 // Average over a keyframe interval equals BITRATE / FPS: (4p + 59p) / 60 = bytes per frame.
 const FRAME_BYTES = Math.round((BITRATE / 8 / FPS) * (KEYFRAME_INTERVAL / (KEYFRAME_INTERVAL + 3)));
 const KEYFRAME_BYTES = 4 * FRAME_BYTES;
-/** Clean-path rounds: direct and relayed alternate, CLEAN_SECONDS each, pooled per path. */
-const CLEAN_ROUNDS = 4;
+/** The clean rounds, CLEAN_SECONDS per path: each order of the three paths (0 direct, 1 relayed, 2 forwarded). */
+const CLEAN_ORDERS = [
+  [0, 1, 2],
+  [1, 2, 0],
+  [2, 0, 1],
+  [0, 2, 1],
+  [2, 1, 0],
+  [1, 0, 2],
+] as const;
 const CLEAN_SECONDS = 5;
 const IN_PROCESS_ROUNDS = 2;
 const LOSSY_SECONDS = 7;
@@ -75,6 +87,26 @@ interface RelayOption {
   readonly port: number;
   readonly relayId: string;
   readonly authority: LeaseAuthority;
+}
+
+/**
+ * Child mode: the bare forwarder, the floor for an extra hop. A plain dgram socket between the host (its port in
+ * argv) and whoever else sends to it (the client): no checks, no table, no timers. Reports its port.
+ */
+function forwarderChild(): void {
+  const upstream = Number(process.argv[3]);
+  const socket = createSocket({ type: "udp4", recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  let clientPort = 0;
+  socket.on("message", (msg, rinfo) => {
+    if (rinfo.port === upstream) {
+      if (clientPort !== 0) socket.send(msg, clientPort, "127.0.0.1");
+      return;
+    }
+    clientPort = rinfo.port;
+    socket.send(msg, upstream, "127.0.0.1");
+  });
+  process.on("disconnect", () => socket.close(() => process.exit(0)));
+  socket.bind(0, "127.0.0.1", () => process.send?.({ port: socket.address().port }));
 }
 
 /** Child mode: runs a relay node from the environment, reports where it is, runs until killed. */
@@ -212,7 +244,8 @@ function pooled(samples: readonly Sample[]): RunResult {
 type PathSpec =
   | { readonly kind: "direct" }
   | { readonly kind: "relay"; readonly relay: RelayOption }
-  | { readonly kind: "lossy"; readonly loss: number };
+  | { readonly kind: "lossy"; readonly loss: number }
+  | { readonly kind: "forwarder" };
 
 /** Messages between this process and the client child. */
 type ToClient =
@@ -370,6 +403,7 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
   const next = inbox(child);
   let link: PeerLink | null = null;
   let proxy: LossyProxy | null = null;
+  let forwarder: ChildProcess | null = null;
   try {
     const clientKey = unb64((await next("hello")).publicKey);
     const clock = await clockOffset(child, next);
@@ -404,6 +438,16 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
     if (spec.kind === "lossy") {
       proxy = await LossyProxy.start({ upstream: host.localAddress, seed: 0x5eed + spec.loss * 100 });
     }
+    let forwarderAddress: UdpAddress | undefined;
+    if (spec.kind === "forwarder") {
+      forwarder = fork(import.meta.filename, ["forwarder-child", String(host.localAddress.port)], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      const [{ port }] = (await once(forwarder, "message", { signal: AbortSignal.timeout(10_000) })) as [
+        { port: number },
+      ];
+      forwarderAddress = { address: "127.0.0.1", port };
+    }
     const clientLease = relay === undefined ? undefined : lease("client", relay);
     const hostUp = once(host, "established", { signal: AbortSignal.timeout(10_000) });
     child.send({
@@ -412,6 +456,7 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
       hostPublicKey: b64(hostKeys.publicKey),
       ...(spec.kind === "direct" && { candidate: host.localAddress }),
       ...(proxy !== null && { candidate: proxy.address }),
+      ...(forwarderAddress !== undefined && { candidate: forwarderAddress }),
       ...(relay !== undefined &&
         clientLease !== undefined && {
           relay: {
@@ -490,8 +535,11 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
   } finally {
     await link?.close();
     await proxy?.close();
-    child.kill("SIGTERM");
-    if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+    for (const spawned of [child, forwarder]) {
+      if (spawned === null) continue;
+      spawned.kill("SIGTERM");
+      if (spawned.exitCode === null && spawned.signalCode === null) await once(spawned, "exit");
+    }
   }
 }
 
@@ -508,11 +556,13 @@ async function main(): Promise<void> {
   });
   const direct: Sample[] = [];
   const relayed: Sample[] = [];
+  const forwarded: Sample[] = [];
   const inProcess: Sample[] = [];
   let relayCounters: RelayCounters = { forwarded: 0, drops: {}, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
   try {
     // The relay in its own process, as deployed (on another machine in practice): the figure for the target.
-    // Direct and relayed rounds alternate, so both paths meet the same moments of a noisy machine.
+    // Every round runs each path once, each round in another order, so all paths meet the same moments of a
+    // noisy machine and none is favoured by its place in a round.
     const dir = newTempDir();
     const child = fork(import.meta.filename, ["relay-child"], {
       env: { ...process.env, ...relayEnv(edge, authority, path.join(dir, "keys", "relay.key")) },
@@ -521,10 +571,17 @@ async function main(): Promise<void> {
     try {
       const [info] = (await once(child, "message", { signal: AbortSignal.timeout(20_000) })) as [RelayOption];
       child.send("start");
-      for (let round = 0; round < CLEAN_ROUNDS; round++) {
-        direct.push(await run({ kind: "direct" }, CLEAN_SECONDS));
-        relayed.push(await run({ kind: "relay", relay: { ...info, authority } }, CLEAN_SECONDS));
-        console.log(`clean round ${round + 1}/${CLEAN_ROUNDS} done`);
+      const paths = [
+        { name: "direct", samples: direct, spec: { kind: "direct" } },
+        { name: "relayed", samples: relayed, spec: { kind: "relay", relay: { ...info, authority } } },
+        { name: "forwarded", samples: forwarded, spec: { kind: "forwarder" } },
+      ] as const satisfies readonly { name: string; samples: Sample[]; spec: PathSpec }[];
+      for (const [round, indices] of CLEAN_ORDERS.entries()) {
+        const order = indices.map((index) => paths[index]);
+        for (const path of order) path.samples.push(await run(path.spec, CLEAN_SECONDS));
+        console.log(
+          `clean round ${round + 1}/${CLEAN_ORDERS.length} done (${order.map((p) => p.name).join(", ")})`,
+        );
       }
       child.send("stats");
       const [counters] = await once(child, "message", { signal: AbortSignal.timeout(5_000) });
@@ -551,9 +608,11 @@ async function main(): Promise<void> {
   }
   const directResult = pooled(direct);
   const relayedResult = pooled(relayed);
+  const forwardedResult = pooled(forwarded);
   const inProcessResult = pooled(inProcess);
   console.log("direct", directResult);
   console.log("relayed (relay in its own process)", relayedResult);
+  console.log("forwarded (bare dgram forwarder in its own process)", forwardedResult);
   console.log("relayed (relay in the host process)", inProcessResult);
 
   const lossy: Record<string, RunResult> = {};
@@ -575,10 +634,13 @@ async function main(): Promise<void> {
     direct: directResult,
     relayed: relayedResult,
     relayCounters,
+    forwarded: forwardedResult,
     relayedInProcess: inProcessResult,
     relayInProcessAddsP99Ms: round2(inProcessResult.transportP99Ms - directResult.transportP99Ms),
     relayAddsP50Ms: round2(relayedResult.transportP50Ms - directResult.transportP50Ms),
     relayAddsP99Ms,
+    forwarderAddsP99Ms: round2(forwardedResult.transportP99Ms - directResult.transportP99Ms),
+    relayOverForwarderP99Ms: round2(relayedResult.transportP99Ms - forwardedResult.transportP99Ms),
     lossy,
     targets: {
       relayAddsP99AtMost1Ms: relayAddsP99Ms <= 1,
@@ -591,4 +653,5 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === "relay-child") await relayChild();
 else if (process.argv[2] === "client-child") await clientChild();
+else if (process.argv[2] === "forwarder-child") forwarderChild();
 else await main();
