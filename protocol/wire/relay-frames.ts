@@ -227,6 +227,23 @@ export function decodeRelayFrame(datagram: Uint8Array): Decoded<RelayFrame> {
   }
 }
 
+/**
+ * The receive-path check of a FORWARD frame for one session, without allocating: true exactly when
+ * {@link decodeRelayFrame} would decode `datagram` as a FORWARD whose session id equals `sessionId` (compared in
+ * constant time). Its payload is then `datagram.subarray(RELAY_HEADER_LEN)`. Anything else (another type, a bad
+ * header, another session) is false, and the caller decodes it the full way to learn why.
+ */
+export function isForwardFor(datagram: Uint8Array, sessionId: Uint8Array): boolean {
+  const length = datagram.length;
+  if (length <= RELAY_HEADER_LEN || length > MAX_RELAY_DATAGRAM || sessionId.length !== SESSION_ID_LEN)
+    return false;
+  if (datagram[0] !== PROTOCOL_VERSION || datagram[1] !== RelayFrameType.Forward) return false;
+  if (datagram[2] !== 0 || datagram[3] !== 0) return false;
+  let diff = 0;
+  for (let i = 0; i < SESSION_ID_LEN; i++) diff |= (datagram[4 + i] as number) ^ (sessionId[i] as number);
+  return diff === 0;
+}
+
 function header(length: number, type: RelayFrameType, sessionId: Uint8Array): [Uint8Array, DataView] {
   if (sessionId.length !== SESSION_ID_LEN) throw new EncodeError("session id must be 16 bytes");
   if (length > MAX_RELAY_DATAGRAM) throw new EncodeError("relay frame too large");

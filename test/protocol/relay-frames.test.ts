@@ -14,6 +14,7 @@ import {
   encodeLeaseReject,
   encodePing,
   HELLO_LEN,
+  isForwardFor,
   leaseProofMessage,
   MAX_LEASE_LEN,
   MAX_RELAY_DATAGRAM,
@@ -21,7 +22,7 @@ import {
   RelayFrameType,
   Role,
 } from "../../protocol/wire/relay-frames.ts";
-import { PROTOCOL_VERSION } from "../../protocol/wire/version.ts";
+import { PROTOCOL_VERSION, SESSION_ID_LEN } from "../../protocol/wire/version.ts";
 import { fuzzInputs, isViewInto } from "../support/fuzz.ts";
 
 const CODES: readonly DecodeErrorCode[] = [
@@ -249,5 +250,71 @@ describe("relay frames: fuzz", () => {
     for (const type of Object.values(RelayFrameType))
       expect(seen.get(`type ${type}`) ?? 0, `type ${type}`).toBeGreaterThan(50);
     for (const code of CODES) expect(seen.get(code) ?? 0, code).toBeGreaterThan(50);
+  });
+});
+
+describe("relay frames: the allocation-free FORWARD check", () => {
+  /** What the endpoints did before the fast path: the full decode, then the session comparison. */
+  const viaDecode = (input: Uint8Array, sessionId: Uint8Array) => {
+    const result = decodeRelayFrame(input);
+    return (
+      result.ok &&
+      result.value.type === RelayFrameType.Forward &&
+      toHex(result.value.sessionId) === toHex(sessionId)
+    );
+  };
+
+  it("accepts a FORWARD for its session and refuses every near miss", () => {
+    const s = new Uint8Array(SESSION_ID_LEN).fill(7);
+    const forward = encodeForward(s, new Uint8Array(1200).fill(1));
+    expect(isForwardFor(forward, s)).toBe(true);
+    for (let at = 0; at < 20; at++) {
+      const changed = forward.slice();
+      changed[at] = (changed[at] as number) ^ 0x01;
+      expect(isForwardFor(changed, s), `byte ${at} changed`).toBe(false);
+      expect(viaDecode(changed, s), `byte ${at} changed`).toBe(false);
+    }
+    expect(isForwardFor(forward.subarray(0, 20), s), "no payload").toBe(false);
+    expect(isForwardFor(forward, s.subarray(0, 15)), "short session id").toBe(false);
+    const tooLarge = new Uint8Array(MAX_RELAY_DATAGRAM + 1);
+    tooLarge.set(forward.subarray(0, 20));
+    expect(isForwardFor(tooLarge, s), "too large").toBe(false);
+    const largest = tooLarge.subarray(0, MAX_RELAY_DATAGRAM);
+    expect(isForwardFor(largest, s)).toBe(viaDecode(largest, s));
+  });
+
+  it("agrees with the full decoder on 100,000 fuzzed inputs and on arbitrary FORWARD-shaped ones", () => {
+    const s = new Uint8Array(SESSION_ID_LEN).fill(7);
+    const corpus = [encodeForward(s, new Uint8Array(1200)), encodeForward(s, Uint8Array.of(9))];
+    const prefixes = [[PROTOCOL_VERSION, RelayFrameType.Forward, 0, 0, ...s]];
+    let accepted = 0;
+    for (const input of fuzzInputs({
+      count: 100_000,
+      seed: 0xf0a4d,
+      maxLength: MAX_RELAY_DATAGRAM + 8,
+      corpus,
+      prefixes,
+    })) {
+      const fast = isForwardFor(input, s);
+      if (fast !== viaDecode(input, s)) throw new Error(`disagreement on ${toHex(input.subarray(0, 24))}`);
+      if (fast) accepted++;
+    }
+    expect(accepted).toBeGreaterThan(1000);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 40 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.boolean(),
+        (tail, sessionId, sameSession) => {
+          const head = Uint8Array.of(PROTOCOL_VERSION, RelayFrameType.Forward, 0, 0);
+          const input = new Uint8Array(4 + SESSION_ID_LEN + tail.length);
+          input.set(head);
+          input.set(sameSession ? sessionId : s, 4);
+          input.set(tail, 4 + SESSION_ID_LEN);
+          expect(isForwardFor(input, sessionId)).toBe(viaDecode(input, sessionId));
+        },
+      ),
+      { numRuns: 5000, seed: 0x5e55 },
+    );
   });
 });
