@@ -21,6 +21,9 @@
  * p99 differences that swung by more than the target between runs). Two more rounds put the relay in the
  * host's process, for comparison.
  * CPU: process.cpuUsage of the host process and of the client process, each over its run.
+ * GC: each process's collections over its runs (full and young-generation counts, total and longest main-thread
+ * pause): on a two-core machine a collection in any process on the path, and the helper threads of a full one,
+ * are what the p99 is made of, so the figures show which process's collections a path meets.
  * Last line: one JSON object with every figure.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -28,7 +31,12 @@ import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import path from "node:path";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import {
+  constants,
+  monitorEventLoopDelay,
+  type PerformanceEntry,
+  PerformanceObserver,
+} from "node:perf_hooks";
 import { PeerLink, type UdpAddress } from "../endpoint/peer-link/peer-link.ts";
 import { ClientSession } from "../endpoint/session/client-session.ts";
 import { HostSession } from "../endpoint/session/host-session.ts";
@@ -75,6 +83,64 @@ const DRAIN_MS = 500;
 const random = (length: number) => new Uint8Array(randomBytes(length));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round2 = (value: number) => Math.round(value * 100) / 100;
+
+/**
+ * Garbage collection in one process while it is measured: main-thread pauses (a pause holds every datagram behind
+ * it) and how many full (major) and young-generation (minor) collections ran. On a two-core machine V8's helper
+ * threads also compete with the other processes on the path while a major collection marks.
+ */
+interface GcFigures {
+  readonly major: number;
+  readonly minor: number;
+  readonly pauseMs: number;
+  readonly maxPauseMs: number;
+}
+
+const NO_GC: GcFigures = { major: 0, minor: 0, pauseMs: 0, maxPauseMs: 0 };
+
+/** Counts this process's collections between `start` and `stop`. */
+function gcMeter() {
+  let major = 0;
+  let minor = 0;
+  let pauseMs = 0;
+  let maxPauseMs = 0;
+  const count = (entries: readonly PerformanceEntry[]) => {
+    for (const entry of entries) {
+      const kind = (entry as PerformanceEntry & { readonly detail?: { readonly kind?: number } }).detail
+        ?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++;
+      pauseMs += entry.duration;
+      maxPauseMs = Math.max(maxPauseMs, entry.duration);
+    }
+  };
+  const observer = new PerformanceObserver((list) => count(list.getEntries()));
+  return {
+    start(): void {
+      major = 0;
+      minor = 0;
+      pauseMs = 0;
+      maxPauseMs = 0;
+      observer.observe({ entryTypes: ["gc"] });
+    },
+    stop(): GcFigures {
+      // Entries are delivered asynchronously: the ones not yet delivered are taken here.
+      count(observer.takeRecords());
+      observer.disconnect();
+      return { major, minor, pauseMs: round2(pauseMs), maxPauseMs: round2(maxPauseMs) };
+    },
+  };
+}
+
+/** Sums the collections of several runs (the longest pause is the longest of any). */
+function sumGc(all: readonly GcFigures[]): GcFigures {
+  return {
+    major: all.reduce((n, g) => n + g.major, 0),
+    minor: all.reduce((n, g) => n + g.minor, 0),
+    pauseMs: round2(all.reduce((n, g) => n + g.pauseMs, 0)),
+    maxPauseMs: Math.max(0, ...all.map((g) => g.maxPauseMs)),
+  };
+}
 
 function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
@@ -125,20 +191,24 @@ async function relayChild(): Promise<void> {
   process.send?.({ address: node.udpAddress.address, port: node.udpAddress.port, relayId: node.relayId });
   // Asked for its counters after the run: forwarded datagrams and every drop by reason (none expected).
   const lag = monitorEventLoopDelay({ resolution: 1 });
+  const gc = gcMeter();
   process.on("message", (request) => {
     if (request === "start") {
       lag.reset();
       lag.enable();
+      gc.start();
       return;
     }
     if (request !== "stats") return;
     lag.disable();
+    const collections = gc.stop();
     const drops = Object.fromEntries(Object.entries(node.stats.dropsByReason()).filter(([, n]) => n > 0));
     process.send?.({
       forwarded: node.stats.forwardedPackets,
       drops,
       loopDelayP99Ms: round2(lag.percentile(99) / 1e6),
       loopDelayMaxMs: round2(lag.max / 1e6),
+      gc: collections,
     });
   });
   process.once("SIGTERM", () => {
@@ -158,6 +228,8 @@ interface RelayCounters {
   /** The relay process's event-loop delay during the run (a stall there holds every datagram behind it). */
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
+  /** The relay process's collections over the whole clean phase (it idles through the other paths' runs). */
+  readonly gc: GcFigures;
 }
 
 interface RunResult {
@@ -183,6 +255,9 @@ interface RunResult {
   /** Event-loop delay of the host and the client process during the run (a stall holds every datagram). */
   readonly hostLoopDelayMaxMs: number;
   readonly clientLoopDelayMaxMs: number;
+  /** Collections in the host and the client process during the runs. */
+  readonly hostGc: GcFigures;
+  readonly clientGc: GcFigures;
   /** Half the best IPC round trip of the clock-offset measurement: the bound on its error. */
   readonly clockErrorMs: number;
 }
@@ -203,6 +278,8 @@ interface Sample {
   readonly frameDrops: Readonly<Record<string, number>>;
   readonly hostLoopDelayMaxMs: number;
   readonly clientLoopDelayMaxMs: number;
+  readonly hostGc: GcFigures;
+  readonly clientGc: GcFigures;
   readonly clockErrorMs: number;
 }
 
@@ -236,6 +313,8 @@ function pooled(samples: readonly Sample[]): RunResult {
     frameDrops,
     hostLoopDelayMaxMs: round2(max((s) => s.hostLoopDelayMaxMs)),
     clientLoopDelayMaxMs: round2(max((s) => s.clientLoopDelayMaxMs)),
+    hostGc: sumGc(samples.map((s) => s.hostGc)),
+    clientGc: sumGc(samples.map((s) => s.clientGc)),
     clockErrorMs: Math.round(max((s) => s.clockErrorMs) * 1000) / 1000,
   };
 }
@@ -272,6 +351,7 @@ type FromClient =
       readonly cpuMs: number;
       readonly wallMs: number;
       readonly loopDelayMaxMs: number;
+      readonly gc: GcFigures;
     };
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
@@ -288,6 +368,7 @@ async function clientChild(): Promise<void> {
   const completions: [number, number][] = [];
   let bytes = 0;
   const lag = monitorEventLoopDelay({ resolution: 1 });
+  const gc = gcMeter();
   let cpu = process.cpuUsage();
   let began = 0;
   process.on("message", (raw) => {
@@ -326,6 +407,7 @@ async function clientChild(): Promise<void> {
           },
         });
         lag.enable();
+        gc.start();
         cpu = process.cpuUsage();
         began = performance.now();
         send({ kind: "ready" });
@@ -335,6 +417,7 @@ async function clientChild(): Promise<void> {
     const used = process.cpuUsage(cpu);
     const wallMs = performance.now() - began;
     lag.disable();
+    const collections = session === null ? NO_GC : gc.stop();
     const stats = session?.stats;
     session?.close();
     send({
@@ -350,6 +433,7 @@ async function clientChild(): Promise<void> {
       cpuMs: (used.user + used.system) / 1000,
       wallMs,
       loopDelayMaxMs: round2(lag.max / 1e6),
+      gc: collections,
     });
     void link?.close();
   });
@@ -491,6 +575,8 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
     });
     const lag = monitorEventLoopDelay({ resolution: 1 });
     lag.enable();
+    const gc = gcMeter();
+    gc.start();
     const cpu = process.cpuUsage();
     const began = performance.now();
     await sleep(seconds * 1000);
@@ -501,6 +587,7 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
     const wall = performance.now() - began;
     const used = process.cpuUsage(cpu);
     lag.disable();
+    const hostGc = gc.stop();
     child.send({ kind: "finish" } satisfies ToClient);
     const client = await next("results");
     if (proxy !== null)
@@ -530,6 +617,8 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
       frameDrops: client.frameDrops,
       hostLoopDelayMaxMs: lag.max / 1e6,
       clientLoopDelayMaxMs: client.loopDelayMaxMs,
+      hostGc,
+      clientGc: client.gc,
       clockErrorMs: clock.halfTrip,
     };
   } finally {
@@ -558,7 +647,13 @@ async function main(): Promise<void> {
   const relayed: Sample[] = [];
   const forwarded: Sample[] = [];
   const inProcess: Sample[] = [];
-  let relayCounters: RelayCounters = { forwarded: 0, drops: {}, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
+  let relayCounters: RelayCounters = {
+    forwarded: 0,
+    drops: {},
+    loopDelayP99Ms: 0,
+    loopDelayMaxMs: 0,
+    gc: NO_GC,
+  };
   try {
     // The relay in its own process, as deployed (on another machine in practice): the figure for the target.
     // Every round runs each path once, each round in another order, so all paths meet the same moments of a
