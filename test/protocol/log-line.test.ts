@@ -227,6 +227,8 @@ describe("properties", () => {
   it("an email or an IP address in any field or inside free text appears only as its keyed hash", () => {
     fc.assert(
       fc.property(fc.oneof(email, ipv4, ipv6), plainName, filler, filler, (value, name, before, after) => {
+        // The filler may hold colons: "g::" holds the address "::" as text but is no address, and stays as it is.
+        fc.pre(!before.includes(value) && !after.includes(value));
         const fields = {
           [name]: `${before} ${value} ${after}`,
           email: value,
