@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // `wavry`: the endpoint command (endpoint/cli/main.ts, loaded through tsx). `wavry --help` lists commands.
 import { register } from "tsx/esm/api";
 

@@ -16,6 +16,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { LEASE_KEY_CERT_ISSUER, LEASE_KEY_CERT_TYP } from "../protocol/relay/lease.ts";
 import { ensureDevVars } from "./dev-vars.ts";
+import { DAEMON_NODE_FLAGS } from "./node-flags.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -343,7 +344,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     say(`starting the relay on udp 127.0.0.1:${options.relayPort} (health ${relayHealthUrl})`);
     const relay = new Child(
       process.execPath,
-      ["--import", "tsx", path.join(ROOT, "relay-node/main.ts")],
+      [...DAEMON_NODE_FLAGS, "--import", "tsx", path.join(ROOT, "relay-node/main.ts")],
       relayEnv,
       (line) => output("relay", line),
     );

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import type { DevStack } from "./dev-stack.ts";
+import { DAEMON_NODE_FLAGS } from "./node-flags.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const WAVRY = path.join(ROOT, "bin/wavry.js");
@@ -46,7 +47,7 @@ function start(
   env: NodeJS.ProcessEnv,
   onLine: (line: string) => void,
 ): { child: ChildProcess; exited: Promise<number> } {
-  const child = spawn(process.execPath, [WAVRY, ...args], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, WAVRY, ...args], {
     cwd: ROOT,
     env,
     detached: true,
