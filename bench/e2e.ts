@@ -24,6 +24,8 @@
  * GC: each process's collections over its runs (full and young-generation counts, total and longest main-thread
  * pause): on a two-core machine a collection in any process on the path, and the helper threads of a full one,
  * are what the p99 is made of, so the figures show which process's collections a path meets.
+ * Node flags: every process runs with DAEMON_NODE_FLAGS (scripts/node-flags.ts), as the daemons and the relay it
+ * stands for do; the children inherit them. Started without them (`tsx bench/e2e.ts`), it refuses and says how.
  * Last line: one JSON object with every figure.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -48,6 +50,7 @@ import { FRAME_DROP_REASONS, type ReassemblyDropReason } from "../protocol/media
 import { loadConfig } from "../relay-node/config.ts";
 import { silentLogger } from "../relay-node/log.ts";
 import { startRelayNode } from "../relay-node/relay-node.ts";
+import { DAEMON_NODE_FLAGS } from "../scripts/node-flags.ts";
 import { LossyProxy } from "../test/support/lossy-proxy.ts";
 import { FakeEdge } from "../test/support/relay-fake-edge.ts";
 import {
@@ -633,6 +636,13 @@ async function run(spec: PathSpec, seconds: number): Promise<Sample> {
 }
 
 async function main(): Promise<void> {
+  const missing = DAEMON_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag));
+  if (missing.length > 0) {
+    throw new Error(
+      `bench:e2e measures the processes as they are deployed, with ${missing.join(" ")}: ` +
+        `run it as \`npm run bench:e2e\` (node ${DAEMON_NODE_FLAGS.join(" ")} --import tsx bench/e2e.ts)`,
+    );
+  }
   console.log(
     `e2e: ${FPS} fps, ${FRAME_BYTES} B frames, ${KEYFRAME_BYTES} B keyframe every ${KEYFRAME_INTERVAL} ` +
       `(${BITRATE / 1e6} Mbit/s); host in this process, client in a child, relay in a third`,
@@ -720,6 +730,7 @@ async function main(): Promise<void> {
   const relayAddsP99Ms = round2(relayedResult.transportP99Ms - directResult.transportP99Ms);
   const summary = {
     bench: "e2e",
+    nodeFlags: DAEMON_NODE_FLAGS,
     fps: FPS,
     bitrateMbps: BITRATE / 1e6,
     frameBytes: FRAME_BYTES,
